@@ -1,2 +1,123 @@
-def main():
-    print("ok")
+"""The ``agentwatt`` command. User errors print one line (``error: ...``) and exit 2;
+``--debug`` shows the traceback instead."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from agentwatt.errors import AgentwattError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AgentwattError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: files already written are complete (written atomically)", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group)
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.version_option(package_name="agentwatt")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """agentwatt: what serving AI agents costs a datacenter (GPUs, power, queueing, tail latency)."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@main.command()
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Folder for summary.json, Parquet tables and PNG plots.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scenario's seed.")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+def simulate(scenario: Path | None, out_dir: Path, seed: int | None, no_plots: bool) -> None:
+    """Simulate SCENARIO (a TOML file; the built-in default scenario when omitted)."""
+    from agentwatt.sim.output import write_results
+    from agentwatt.sim.run import run
+    from agentwatt.sim.scenario import load_scenario
+    sc = load_scenario(scenario)
+    if seed is not None:
+        sc = sc.with_seed(seed)
+    click.echo(f"scenario: {sc.name} ({sc.source}), profile {sc.profile}, {sc.fleet.replicas} replica(s), "
+               f"seed {sc.run.seed}, arrivals for {sc.run.duration_s:g} s")
+    res = run(sc, progress=sys.stderr.isatty())
+    written = write_results(res, out_dir, plots=not no_plots)
+    click.echo(format_summary(res.summary))
+    click.echo(f"wrote {len(written)} files to {out_dir}/: " + ", ".join(p.name for p in written.values()))
+
+
+def _fmt(v, unit: str = "", scale: float = 1.0, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v * scale:.{digits}g}{unit}"
+
+
+def format_summary(s: dict) -> str:
+    lines = []
+    prof = s["profile"]
+    lines.append(f"profile: {prof['name']} ({prof['source']}), {s['replicas']} replica(s), {s['gpus']} GPU(s)")
+    lines.append(f"simulated {s['sim_time_s']:.1f} s in {s['wall_time_s']:.1f} s wall; "
+                 f"sessions {s['sessions_completed']}/{s['sessions_arrived']} completed "
+                 f"({s['sessions_in_flight']} in flight, {s['sessions_dropped']} dropped); "
+                 f"LLM calls {s['calls_completed']}/{s['calls_submitted']}")
+    hdr = f"{'metric':<16}{'mean':>10}{'p50':>10}{'p90':>10}{'p99':>10}"
+    lines.append(hdr)
+    for key, label in (("ttft_s", "TTFT s"), ("tpot_s", "TPOT ms"), ("call_e2e_s", "call e2e s"),
+                       ("session_e2e_s", "session e2e s")):
+        d = s[key]
+        scale = 1e3 if key == "tpot_s" else 1.0
+        lines.append(f"{label:<16}" + "".join(f"{_fmt(d.get(k), scale=scale):>10}" for k in ("mean", "p50", "p90", "p99")))
+    lines.append(f"GPU utilisation {_fmt(s['gpu_utilization'], '%', 100)}, prefix-cache hit rate "
+                 f"{_fmt(s['prefix_cache_hit_rate'], '%', 100)}, KV peak {_fmt(s['kv_peak_utilization'], '%', 100)}, "
+                 f"preemptions {s['preemptions']}")
+    if s.get("energy_available"):
+        lines.append(f"GPU energy {_fmt(s['gpu_energy_j'], ' kJ', 1e-3)} (idle {_fmt(s['gpu_idle_energy_j'], ' kJ', 1e-3)}), "
+                     f"avg power {_fmt(s['avg_power_w'], ' W')}, peak {_fmt(s['peak_power_w'], ' W')}, "
+                     f"energy/session {_fmt(s['energy_per_session_j'], ' Wh', 1 / 3600)} "
+                     f"({_fmt(s['energy_per_session_with_idle_j'], ' Wh', 1 / 3600)} with idle)")
+    else:
+        lines.append(f"energy: unavailable ({s.get('energy_unavailable_reason')})")
+    for agent, a in s.get("by_agent", {}).items():
+        e2e = a["session_e2e_s"]
+        lines.append(f"  {agent:<22} sessions {a['sessions_completed']:>6}, calls/session "
+                     f"{_fmt(a['llm_calls_per_session'])}, e2e p50 {_fmt(e2e['p50'])} s p99 {_fmt(e2e['p99'])} s, "
+                     f"energy/session {_fmt(a['energy_per_session_j'], ' Wh', 1 / 3600)}")
+    return "\n".join(lines)
+
+
+@main.command("profiles")
+def profiles_cmd() -> None:
+    """List the bundled profiles."""
+    from agentwatt.calibrate.profile import bundled_profile_names, load_profile
+    for n in bundled_profile_names():
+        p = load_profile(n)
+        click.echo(f"{n:<30} {p.source:<20} {p.hardware.device_name} ×{p.hardware.tp}, {p.model.name}")
+
+
+def _attach_optional() -> None:
+    try:
+        from agentwatt.calibrate.cli import calibrate_cmd
+    except ImportError:  # calibrate's own deps (torch) missing: say so when used
+        @main.command("calibrate", context_settings={"ignore_unknown_options": True})
+        @click.argument("args", nargs=-1)
+        def calibrate_cmd(args) -> None:  # type: ignore[no-redef]
+            """Measure a latency/power profile (needs torch: pip install torch==2.13.0)."""
+            raise AgentwattError("calibrate: torch is not importable: install it with pip install torch==2.13.0")
+        return
+    main.add_command(calibrate_cmd, "calibrate")
+
+
+_attach_optional()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""vLLM-like step composition: continuous batching, chunked prefill, preemption by recompute.
+
+No SimPy here. ``schedule(state)`` picks the tokens of the next engine step (the analogue of
+vLLM's ``schedule()``); ``complete(state, plan, now)`` applies its outcome (the analogue of
+``update_from_output``). There is no prefill or decode phase: each request's ``num_computed``
+catches up with ``num_tokens`` (prompt + generated), spending a per-step token budget, running
+requests first (oldest first), then waiting ones (FCFS). When KV blocks run out, the most recently
+admitted running request is preempted: its blocks are released (cached ones stay in the prefix
+cache) and it goes back to the head of the waiting queue to be recomputed.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentwatt.sim.kv import BlockManager
+
+
+class Request:
+    """One LLM call inside a replica. Times in simulated seconds; ``None`` until they happen."""
+
+    __slots__ = ("rid", "prompt_len", "output_len", "hashes", "blocks", "num_computed",
+                 "num_generated", "n_registered", "submit_s", "first_token_s", "finish_s",
+                 "cached_tokens", "prefill_computed", "preemptions", "energy_j", "done", "tag",
+                 "admitted")
+
+    def __init__(self, rid: int, prompt_len: int, output_len: int, hashes: list[int],
+                 submit_s: float, done: Any = None, tag: Any = None) -> None:
+        self.rid = rid
+        self.prompt_len = prompt_len
+        self.output_len = output_len
+        self.hashes = hashes
+        self.blocks: list[int] = []
+        self.num_computed = 0
+        self.num_generated = 0
+        self.n_registered = 0
+        self.submit_s = submit_s
+        self.first_token_s: float | None = None
+        self.finish_s: float | None = None
+        self.cached_tokens: int | None = None  # prefix-cache hit at first admission
+        self.prefill_computed = 0              # prompt(+recompute) tokens actually computed
+        self.preemptions = 0
+        self.energy_j = 0.0
+        self.done = done                       # completion callback target (set by the shell)
+        self.tag = tag                         # opaque: who asked (session, node)
+        self.admitted = False
+
+    @property
+    def num_tokens(self) -> int:
+        return self.prompt_len + self.num_generated
+
+
+@dataclass(slots=True)
+class StepPlan:
+    """The work of one engine step: (request, tokens) pairs plus the latency-model features."""
+
+    items: list[tuple[Request, int]] = field(default_factory=list)
+    prefill_tokens: int = 0
+    prefill_attn: int = 0
+    decode_seqs: int = 0
+    decode_ctx: int = 0
+    preempted: int = 0
+    dropped: list[Request] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        return self.prefill_tokens + self.decode_seqs
+
+
+@dataclass(slots=True)
+class ReplicaState:
+    kv: BlockManager
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    waiting: deque = field(default_factory=deque)
+    running: list = field(default_factory=list)
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.waiting) + len(self.running)
+
+
+def _is_decode(r: Request, n: int) -> bool:
+    """One new token for a request that has already produced output: a decode step."""
+    return r.num_generated > 0 and n == 1 and r.num_computed == r.num_tokens - 1
+
+
+def _add(plan: StepPlan, r: Request, n: int) -> None:
+    plan.items.append((r, n))
+    if _is_decode(r, n):
+        plan.decode_seqs += 1
+        plan.decode_ctx += r.num_computed + 1
+    else:
+        plan.prefill_tokens += n
+        plan.prefill_attn += n * (r.num_computed + n)
+
+
+def _preempt(state: ReplicaState, r: Request) -> None:
+    state.kv.release(r.blocks)
+    r.blocks = []
+    r.num_computed = 0
+    r.n_registered = 0
+    r.preemptions += 1
+    state.waiting.appendleft(r)
+
+
+def _schedule_running(state: ReplicaState, plan: StepPlan) -> int:
+    budget = state.max_num_batched_tokens
+    kv = state.kv
+    running = state.running
+    i = 0
+    while i < len(running) and budget > 0:
+        r = running[i]
+        n = min(r.num_tokens - r.num_computed, budget)
+        need = kv.blocks_for(r.num_computed + n) - len(r.blocks)
+        while need > kv.num_free:
+            victim = running.pop()
+            _preempt(state, victim)
+            plan.preempted += 1
+            if victim is r:
+                break
+        else:
+            if need > 0:
+                r.blocks.extend(kv.allocate(need))
+            _add(plan, r, n)
+            budget -= n
+            i += 1
+            continue
+        break  # r itself was preempted: it was the last running request
+    return budget
+
+
+def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
+    kv = state.kv
+    bs = kv.block_size
+    waiting, running = state.waiting, state.running
+    while waiting and budget > 0 and len(running) < state.max_num_seqs:
+        r = waiting[0]
+        total_blocks = kv.blocks_for(r.num_tokens)
+        if total_blocks > kv.num_blocks:
+            waiting.popleft()
+            plan.dropped.append(r)
+            continue
+        hit = kv.match_prefix(r.hashes, (r.num_tokens - 1) // bs)
+        computed = len(hit) * bs
+        n = min(r.num_tokens - computed, budget)
+        new_blocks = kv.blocks_for(computed + n) - len(hit)
+        if kv.cost_of(hit, new_blocks) > kv.num_free:
+            break
+        waiting.popleft()
+        kv.take(hit)
+        r.blocks = list(hit) + kv.allocate(new_blocks)
+        r.num_computed = computed
+        r.n_registered = len(hit)
+        if not r.admitted:
+            r.admitted = True
+            r.cached_tokens = computed
+            kv.hits_blocks += len(hit)
+            kv.lookups_blocks += r.prompt_len // bs
+        running.append(r)
+        _add(plan, r, n)
+        budget -= n
+
+
+def schedule(state: ReplicaState) -> StepPlan:
+    """Choose this step's tokens; allocates blocks and may preempt (see module docstring)."""
+    plan = StepPlan()
+    budget = _schedule_running(state, plan)
+    if plan.preempted == 0:
+        _schedule_waiting(state, plan, budget)
+    return plan
+
+
+def complete(state: ReplicaState, plan: StepPlan, now: float) -> list[Request]:
+    """Apply a finished step at time ``now``: advance tokens, stamp first tokens, retire requests.
+
+    Returns the requests that finished in this step (their blocks are released).
+    """
+    kv = state.kv
+    bs = kv.block_size
+    finished: list[Request] = []
+    for r, n in plan.items:
+        if not _is_decode(r, n):
+            r.prefill_computed += n
+        r.num_computed += n
+        full = r.num_computed // bs
+        if full > r.n_registered:
+            kv.register(r.blocks, r.hashes, r.n_registered, full)
+            r.n_registered = full
+        if r.num_computed == r.num_tokens:
+            r.num_generated += 1
+            if r.first_token_s is None:
+                r.first_token_s = now
+            if r.num_generated >= r.output_len:
+                r.finish_s = now
+                finished.append(r)
+    if finished:
+        done = set(id(r) for r in finished)
+        state.running = [r for r in state.running if id(r) not in done]
+        for r in finished:
+            kv.release(r.blocks)
+            r.blocks = []
+    return finished

@@ -1,0 +1,159 @@
+"""Statistics from the result tables (never from simulator internals, except end-of-run counters)."""
+from __future__ import annotations
+
+import math
+import platform
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PCTS = (50, 90, 99)
+
+
+def _pcts(x: pd.Series | np.ndarray) -> dict[str, float | None]:
+    a = np.asarray(x, dtype=float)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return {"mean": None, **{f"p{p}": None for p in PCTS}, "n": 0}
+    out = {"mean": float(a.mean())}
+    for p, v in zip(PCTS, np.percentile(a, PCTS)):
+        out[f"p{p}"] = float(v)
+    out["n"] = int(a.size)
+    return out
+
+
+def call_metrics(calls: pd.DataFrame) -> pd.DataFrame:
+    """Add ``ttft_s``, ``tpot_s`` and ``e2e_s`` columns (NaN where they do not apply)."""
+    c = calls.copy()
+    c["ttft_s"] = c["first_token_s"] - c["submit_s"]
+    c["e2e_s"] = c["finish_s"] - c["submit_s"]
+    denom = (c["output_tokens"] - 1).where(c["output_tokens"] > 1)
+    c["tpot_s"] = (c["finish_s"] - c["first_token_s"]) / denom
+    return c
+
+
+def session_metrics(sessions: pd.DataFrame) -> pd.DataFrame:
+    s = sessions.copy()
+    s["e2e_s"] = s["finish_s"] - s["arrival_s"]
+    return s
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN/inf → None, numpy scalars → Python, rounded to 9 significant digits."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        if not math.isfinite(f):
+            return None
+        return float(f"{f:.9g}")
+    return obj
+
+
+def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: pd.DataFrame,
+              power: pd.DataFrame | None, t_end: float, num_blocks: int) -> dict[str, Any]:
+    import agentwatt
+    c = call_metrics(calls) if len(calls) else calls.assign(ttft_s=[], e2e_s=[], tpot_s=[])
+    s = session_metrics(sessions) if len(sessions) else sessions.assign(e2e_s=[])
+    fin_c = c[c["status"] == "finished"] if len(c) else c
+    fin_s = s[s["status"] == "finished"] if len(s) else s
+    n_rep = len(replicas)
+    busy = sum(r.busy_s for r in replicas)
+    kv_lookups = sum(r.state.kv.lookups_blocks for r in replicas)
+    kv_hits = sum(r.state.kv.hits_blocks for r in replicas)
+    out: dict[str, Any] = {
+        "scenario": scenario.name,
+        "scenario_source": scenario.source,
+        "seed": scenario.run.seed,
+        "sim_time_s": t_end,
+        "arrivals_end_s": scenario.run.duration_s,
+        "replicas": n_rep,
+        "gpus": n_rep * profile.hardware.tp,
+        "sessions_arrived": ctx.sessions_arrived,
+        "sessions_completed": ctx.sessions_finished,
+        "sessions_dropped": ctx.sessions_dropped,
+        "sessions_in_flight": ctx.active_sessions,
+        "calls_submitted": ctx.calls_submitted,
+        "calls_completed": ctx.calls_finished,
+        "calls_dropped": ctx.calls_dropped,
+        "calls_in_flight": sum(r.outstanding for r in replicas),
+        "ttft_s": _pcts(fin_c["ttft_s"]) if len(fin_c) else _pcts([]),
+        "tpot_s": _pcts(fin_c["tpot_s"]) if len(fin_c) else _pcts([]),
+        "call_e2e_s": _pcts(fin_c["e2e_s"]) if len(fin_c) else _pcts([]),
+        "session_e2e_s": _pcts(fin_s["e2e_s"]) if len(fin_s) else _pcts([]),
+        "gpu_utilization": busy / (n_rep * t_end) if t_end > 0 else None,
+        "steps": sum(r.steps for r in replicas),
+        "prefill_tokens_computed": sum(r.prefill_tokens for r in replicas),
+        "decode_tokens": sum(r.decode_tokens for r in replicas),
+        "prompt_tokens": int(fin_c["prompt_tokens"].sum()) if len(fin_c) else 0,
+        "output_tokens": int(fin_c["output_tokens"].sum()) if len(fin_c) else 0,
+        "prefix_cache_hit_rate": kv_hits / kv_lookups if kv_lookups else None,
+        "preemptions": sum(r.preemptions for r in replicas),
+        "kv_capacity_tokens_per_replica": num_blocks * scenario.engine.block_size_tokens,
+        "kv_peak_utilization": max(r.peak_kv_blocks for r in replicas) / num_blocks,
+        "kv_mean_utilization": (sum(r.kv_block_seconds for r in replicas) / (n_rep * num_blocks * t_end)
+                                if t_end > 0 else None),
+    }
+    if profile.power.available:
+        e_busy = sum(r.busy_energy_j for r in replicas)
+        e_idle = sum(r.idle_energy_j for r in replicas)
+        e = e_busy + e_idle
+        out.update({
+            "energy_available": True,
+            "gpu_energy_j": e,
+            "gpu_busy_energy_j": e_busy,
+            "gpu_idle_energy_j": e_idle,
+            "energy_per_session_j": float(fin_s["energy_j"].mean()) if len(fin_s) else None,
+            "energy_per_session_with_idle_j": e / ctx.sessions_finished if ctx.sessions_finished else None,
+            "energy_per_call_j": float(fin_c["energy_j"].mean()) if len(fin_c) else None,
+            "avg_power_w": e / t_end if t_end > 0 else None,
+            "peak_power_w": float(power["gpu_power_w"].max()) if power is not None and len(power) else None,
+            "power_resolution_s": scenario.run.power_resolution_s,
+        })
+    else:
+        out.update({"energy_available": False, "energy_unavailable_reason": profile.power.reason,
+                    **{k: None for k in ("gpu_energy_j", "gpu_busy_energy_j", "gpu_idle_energy_j",
+                                         "energy_per_session_j", "energy_per_session_with_idle_j",
+                                         "energy_per_call_j", "avg_power_w", "peak_power_w")}})
+    out["by_agent"] = _by_agent(c, s)
+    out["profile"] = {"name": profile.name, "source": profile.source, "device": profile.hardware.device_name,
+                      "tp": profile.hardware.tp, "model": profile.model.name,
+                      "latency_fit": _fit_dict(profile.latency.fit), "provenance": profile.provenance}
+    out["versions"] = {"agentwatt": agentwatt.__version__, "python": platform.python_version(),
+                       "numpy": np.__version__, "pandas": pd.__version__, "simpy": _simpy_version()}
+    return _clean(out)
+
+
+def _fit_dict(fit) -> dict | None:
+    if fit is None:
+        return None
+    return {"mape": fit.mape, "max_ape": fit.max_ape, "holdout_mape": fit.holdout_mape, "n_points": fit.n_points}
+
+
+def _simpy_version() -> str:
+    import simpy
+    return getattr(simpy, "__version__", "unknown")
+
+
+def _by_agent(c: pd.DataFrame, s: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not len(s):
+        return out
+    for agent, g in s.groupby("agent", sort=True):
+        fin = g[g["status"] == "finished"]
+        cg = c[(c["agent"] == agent) & (c["status"] == "finished")]
+        out[agent] = {
+            "sessions_completed": int(len(fin)),
+            "llm_calls_per_session": float(fin["n_llm_calls"].mean()) if len(fin) else None,
+            "tool_calls_per_session": float(fin["n_tool_calls"].mean()) if len(fin) else None,
+            "session_e2e_s": _pcts(fin["e2e_s"]),
+            "ttft_s": _pcts(cg["ttft_s"]),
+            "energy_per_session_j": float(fin["energy_j"].mean()) if len(fin) else None,
+            "tool_time_share": float((fin["tool_time_s"] / fin["e2e_s"]).mean()) if len(fin) else None,
+        }
+    return out

@@ -1,0 +1,54 @@
+"""Routers: which replica gets an LLM call. One dict of policies; unknown names list the valid ones.
+
+With ``session_affinity`` a session's later calls go to the replica that served its previous
+call, so its grown context can hit that replica's prefix cache (the first call uses the policy).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from agentwatt.errors import InputError
+
+
+class RoundRobin:
+    def __init__(self, replicas: Sequence) -> None:
+        self.replicas = replicas
+        self._next = 0
+
+    def pick(self):
+        r = self.replicas[self._next]
+        self._next = (self._next + 1) % len(self.replicas)
+        return r
+
+
+class LeastLoaded:
+    """Fewest outstanding (running + waiting) requests; ties go to the lowest index."""
+
+    def __init__(self, replicas: Sequence) -> None:
+        self.replicas = replicas
+
+    def pick(self):
+        return min(self.replicas, key=lambda r: (r.outstanding, r.index))
+
+
+ROUTERS = {"round_robin": RoundRobin, "least_loaded": LeastLoaded}
+
+
+class Router:
+    def __init__(self, replicas: Sequence, policy: str, session_affinity: bool) -> None:
+        if policy not in ROUTERS:
+            raise InputError(f"router policy {policy!r}: expected one of {', '.join(ROUTERS)}")
+        self.policy = ROUTERS[policy](replicas)
+        self.session_affinity = session_affinity
+        self._home: dict[int, object] = {}
+
+    def route(self, session_id: int):
+        if self.session_affinity:
+            r = self._home.get(session_id)
+            if r is None:
+                r = self._home[session_id] = self.policy.pick()
+            return r
+        return self.policy.pick()
+
+    def forget(self, session_id: int) -> None:
+        self._home.pop(session_id, None)

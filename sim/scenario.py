@@ -1,0 +1,255 @@
+"""Scenario: a TOML file read into frozen dataclasses, validated once before time 0.
+
+Every error names the file, the table and field, and what was expected, e.g.
+``my.toml: [fleet] replicas = 0: expected an integer >= 1``. Unknown keys are errors too (a
+misspelt key must not silently take a default). See ``sim/data/default.toml`` for every field.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from agentwatt.errors import InputError
+
+ARRIVALS = ("poisson",)
+TRACE_FORMATS = ("azure-2023",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    seed: int = 1
+    duration_s: float = 300.0          # arrivals stop at this simulated time
+    drain_timeout_s: float = 600.0     # then wait at most this long for sessions in flight
+    power_resolution_s: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetConfig:
+    replicas: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    # vLLM engine defaults: max_num_seqs 256, block_size 16, gpu_memory_utilization 0.9 (vLLM
+    # engine-args docs); 2048-token step budget with chunked prefill (vLLM's online-serving default).
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 2048
+    block_size_tokens: int = 16
+    gpu_memory_utilization: float = 0.9
+    prefix_caching: bool = True
+    kv_capacity_tokens: int | None = None   # override the capacity computed from GPU memory
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouterConfig:
+    policy: str = "least_loaded"
+    session_affinity: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkloadClass:
+    """One traffic class: a generated agent with an arrival process, or a replayed trace."""
+
+    agent: str | None = None
+    knobs: dict[str, Any] = field(default_factory=dict)
+    arrival: str = "poisson"
+    rate_per_s: float | None = None
+    trace: str | None = None          # bundled trace name or a path (relative to the scenario)
+    format: str = "azure-2023"
+    limit: int | None = None          # at most this many trace rows
+    time_scale: float = 1.0           # multiply trace inter-arrival times (0.5 = twice the rate)
+
+    @property
+    def label(self) -> str:
+        return self.agent if self.agent else f"trace:{Path(self.trace).stem}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    name: str = "scenario"
+    profile: str = "llama-3.1-8b_a100-40gb"
+    run: RunConfig = field(default_factory=RunConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    router: RouterConfig = field(default_factory=RouterConfig)
+    workload: tuple[WorkloadClass, ...] = ()
+    source: str = "<built-in>"
+
+    def with_seed(self, seed: int) -> "Scenario":
+        return replace(self, run=replace(self.run, seed=seed))
+
+
+DEFAULT_SCENARIO = "default"
+
+
+def default_scenario_path() -> Path:
+    return Path(str(resources.files("agentwatt.sim") / "data" / "default.toml"))
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Read and validate a scenario TOML file (the built-in default when ``path`` is None)."""
+    p = default_scenario_path() if path is None else Path(path)
+    where = str(path) if path is not None else "built-in default scenario"
+    if not p.exists():
+        raise InputError(f"{where}: file not found: expected a scenario TOML file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{where}: not UTF-8 text (byte {e.start}): expected a TOML file") from None
+    if not text.strip():
+        raise InputError(f"{where}: empty file: expected a scenario TOML file")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{where}: invalid TOML: {e}") from None
+    return scenario_from_dict(data, where, base_dir=p.parent if path is not None else None)
+
+
+# ------------------------------------------------------------------------------ validation
+
+def _check_keys(d: dict, allowed: set[str], where: str, table: str) -> None:
+    for k in d:
+        if k not in allowed:
+            raise InputError(f"{where}: [{table}] unknown key {k!r}: expected one of {', '.join(sorted(allowed))}")
+
+
+def _num(d: dict, key: str, default, where: str, table: str, *, integer=False, lo=None, lo_open=False,
+         hi=None, optional=False):
+    if key not in d:
+        return default
+    v = d[key]
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    if isinstance(v, bool) or not ok or (not integer and not math.isfinite(v)):
+        kind = "an integer" if integer else "a number"
+        raise InputError(f"{where}: [{table}] {key} = {v!r}: expected {kind}")
+    bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi)
+    if bad:
+        rng = []
+        if lo is not None:
+            rng.append(f"{'>' if lo_open else '>='} {lo}")
+        if hi is not None:
+            rng.append(f"<= {hi}")
+        kind = "an integer" if integer else "a number"
+        raise InputError(f"{where}: [{table}] {key} = {v!r}: expected {kind} {' and '.join(rng)}")
+    return v if integer else float(v)
+
+
+def _str(d: dict, key: str, default, where: str, table: str, choices=None):
+    if key not in d:
+        return default
+    v = d[key]
+    if not isinstance(v, str) or not v:
+        raise InputError(f"{where}: [{table}] {key} = {v!r}: expected a non-empty string")
+    if choices is not None and v not in choices:
+        raise InputError(f"{where}: [{table}] {key} = {v!r}: expected one of {', '.join(choices)}")
+    return v
+
+
+def _bool(d: dict, key: str, default, where: str, table: str):
+    if key not in d:
+        return default
+    v = d[key]
+    if not isinstance(v, bool):
+        raise InputError(f"{where}: [{table}] {key} = {v!r}: expected true or false")
+    return v
+
+
+def _table(data: dict, key: str, where: str) -> dict:
+    v = data.get(key, {})
+    if not isinstance(v, dict):
+        raise InputError(f"{where}: [{key}] expected a table")
+    return v
+
+
+def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | None = None) -> Scenario:
+    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "workload"}, where, "top level")
+    name = _str(data, "name", "scenario", where, "top level")
+    profile = _str(data, "profile", Scenario.profile, where, "top level")
+    if base_dir is not None and (profile.endswith(".json") or "/" in profile):
+        profile = str((base_dir / profile)) if not Path(profile).is_absolute() else profile
+
+    t = _table(data, "run", where)
+    _check_keys(t, {"seed", "duration_s", "drain_timeout_s", "power_resolution_s"}, where, "run")
+    d = RunConfig()
+    run = RunConfig(seed=_num(t, "seed", d.seed, where, "run", integer=True, lo=0, hi=2**63 - 1),
+                    duration_s=_num(t, "duration_s", d.duration_s, where, "run", lo=0, lo_open=True, hi=1e9),
+                    drain_timeout_s=_num(t, "drain_timeout_s", d.drain_timeout_s, where, "run", lo=0, hi=1e9),
+                    power_resolution_s=_num(t, "power_resolution_s", d.power_resolution_s, where, "run",
+                                            lo=0.001, hi=86400))
+
+    t = _table(data, "fleet", where)
+    _check_keys(t, {"replicas"}, where, "fleet")
+    fleet = FleetConfig(replicas=_num(t, "replicas", 1, where, "fleet", integer=True, lo=1, hi=1_000_000))
+
+    t = _table(data, "engine", where)
+    e = EngineConfig()
+    _check_keys(t, set(e.__dataclass_fields__), where, "engine")
+    engine = EngineConfig(
+        max_num_seqs=_num(t, "max_num_seqs", e.max_num_seqs, where, "engine", integer=True, lo=1, hi=1_000_000),
+        max_num_batched_tokens=_num(t, "max_num_batched_tokens", e.max_num_batched_tokens, where, "engine",
+                                    integer=True, lo=1, hi=10_000_000),
+        block_size_tokens=_num(t, "block_size_tokens", e.block_size_tokens, where, "engine", integer=True, lo=1, hi=4096),
+        gpu_memory_utilization=_num(t, "gpu_memory_utilization", e.gpu_memory_utilization, where, "engine",
+                                    lo=0, lo_open=True, hi=1),
+        prefix_caching=_bool(t, "prefix_caching", e.prefix_caching, where, "engine"),
+        kv_capacity_tokens=_num(t, "kv_capacity_tokens", None, where, "engine", integer=True, lo=1, hi=10**12),
+    )
+
+    t = _table(data, "router", where)
+    _check_keys(t, {"policy", "session_affinity"}, where, "router")
+    from agentwatt.sim.router import ROUTERS
+    router = RouterConfig(policy=_str(t, "policy", "least_loaded", where, "router", choices=tuple(ROUTERS)),
+                          session_affinity=_bool(t, "session_affinity", True, where, "router"))
+
+    wl = data.get("workload")
+    if wl is None or (isinstance(wl, list) and not wl):
+        raise InputError(f"{where}: [[workload]] missing: expected at least one workload class")
+    if not isinstance(wl, list):
+        raise InputError(f"{where}: workload: expected an array of tables [[workload]]")
+    classes = tuple(_workload(w, i, where, base_dir) for i, w in enumerate(wl))
+    return Scenario(name=name, profile=profile, run=run, fleet=fleet, engine=engine, router=router,
+                    workload=classes, source=where)
+
+
+def _workload(w: Any, i: int, where: str, base_dir: Path | None) -> WorkloadClass:
+    table = f"workload #{i + 1}"
+    if not isinstance(w, dict):
+        raise InputError(f"{where}: [{table}] expected a table")
+    _check_keys(w, {"agent", "knobs", "arrival", "rate_per_s", "trace", "format", "limit", "time_scale"}, where, table)
+    agent = _str(w, "agent", None, where, table)
+    trace = _str(w, "trace", None, where, table)
+    if (agent is None) == (trace is None):
+        raise InputError(f"{where}: [{table}] expected exactly one of agent = \"...\" or trace = \"...\"")
+    knobs = w.get("knobs", {})
+    if not isinstance(knobs, dict):
+        raise InputError(f"{where}: [{table}] knobs = {knobs!r}: expected a table")
+    if agent is not None:
+        from agentwatt.traces.agents import make_agent
+        try:
+            make_agent(agent, **knobs)
+        except InputError as err:
+            raise InputError(f"{where}: [{table}] {err}") from None
+        if "rate_per_s" not in w:
+            raise InputError(f"{where}: [{table}] rate_per_s missing: expected a number > 0 (sessions per second)")
+        rate = _num(w, "rate_per_s", None, where, table, lo=0, lo_open=True, hi=1e7)
+        arrival = _str(w, "arrival", "poisson", where, table, choices=ARRIVALS)
+        return WorkloadClass(agent=agent, knobs=dict(knobs), arrival=arrival, rate_per_s=rate)
+    for k in ("rate_per_s", "arrival", "knobs"):
+        if k in w:
+            raise InputError(f"{where}: [{table}] {k}: not used with trace = ...: the trace gives arrivals")
+    from agentwatt.traces.loaders import BUNDLED_TRACES
+    if trace not in BUNDLED_TRACES:
+        tp = Path(trace)
+        if base_dir is not None and not tp.is_absolute():
+            tp = base_dir / tp
+        if not tp.exists():
+            raise InputError(f"{where}: [{table}] trace = {trace!r}: file not found: expected a path or one of "
+                             f"the bundled traces {', '.join(sorted(BUNDLED_TRACES))}")
+        trace = str(tp)
+    return WorkloadClass(trace=trace, format=_str(w, "format", "azure-2023", where, table, choices=TRACE_FORMATS),
+                         limit=_num(w, "limit", None, where, table, integer=True, lo=1),
+                         time_scale=_num(w, "time_scale", 1.0, where, table, lo=0, lo_open=True, hi=1e6))

@@ -1,0 +1,109 @@
+"""Agent sessions as SimPy processes: run a DAG of LLM calls and tool calls, closed loop.
+
+Every node is a small process that waits for its dependencies, then either submits an LLM call to
+the router and waits for its last token, or waits out the tool's latency (the GPU may idle).
+A session ends when all its nodes have ended; if an LLM call is dropped (it can never fit the
+KV cache) the rest of the session is abandoned and the session is recorded as ``dropped``.
+"""
+from __future__ import annotations
+
+import simpy
+
+from agentwatt.sim.batching import Request
+from agentwatt.sim.kv import block_hashes
+from agentwatt.traces.schema import LLMCall, Session
+
+
+class SessionContext:
+    """Per-run shared state for sessions: router, recorder, counters."""
+
+    def __init__(self, env: simpy.Environment, router, recorder, block_size: int, prefix_caching: bool) -> None:
+        self.env = env
+        self.router = router
+        self.rec = recorder
+        self.block_size = block_size
+        self.prefix_caching = prefix_caching
+        self.next_rid = 0
+        self.next_session_id = 0
+        self.active_sessions = 0
+        self.calls_submitted = 0
+        self.calls_finished = 0
+        self.calls_dropped = 0
+        self.sessions_arrived = 0
+        self.sessions_finished = 0
+        self.sessions_dropped = 0
+        self.idle_event: simpy.Event | None = None
+
+
+def run_session(ctx: SessionContext, session: Session):
+    env = ctx.env
+    ctx.sessions_arrived += 1
+    ctx.active_sessions += 1
+    state = {"dropped": False, "energy": 0.0, "prompt": 0, "output": 0, "tool_s": 0.0}
+    done: list[simpy.Process] = []
+    for node in session.nodes:
+        deps = [done[d] for d in node.deps]
+        if isinstance(node, LLMCall):
+            done.append(env.process(_llm(ctx, session, node, deps, state)))
+        else:
+            done.append(env.process(_tool(env, node.latency_s, deps, state)))
+    yield env.all_of(done)
+    ctx.router.forget(session.id)
+    status = "dropped" if state["dropped"] else "finished"
+    ctx.rec.session(session_id=session.id, agent=session.agent, arrival_s=session.arrival_s,
+                    finish_s=env.now if not state["dropped"] else float("nan"),
+                    n_llm_calls=len(session.llm_calls), n_tool_calls=len(session.tool_calls),
+                    tool_time_s=state["tool_s"], prompt_tokens=state["prompt"],
+                    output_tokens=state["output"], energy_j=state["energy"], status=status)
+    if state["dropped"]:
+        ctx.sessions_dropped += 1
+    else:
+        ctx.sessions_finished += 1
+    ctx.active_sessions -= 1
+    if ctx.active_sessions == 0 and ctx.idle_event is not None and not ctx.idle_event.triggered:
+        ctx.idle_event.succeed()
+
+
+def _tool(env: simpy.Environment, latency_s: float, deps: list, state: dict):
+    if deps:
+        yield env.all_of(deps)
+    if state["dropped"]:
+        return
+    state["tool_s"] += latency_s
+    yield env.timeout(latency_s)
+
+
+def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state: dict):
+    env = ctx.env
+    if deps:
+        yield env.all_of(deps)
+    if state["dropped"]:
+        return
+    hashes = (block_hashes((*call.prompt, call.output_segment), ctx.block_size)
+              if ctx.prefix_caching else [])
+    req = Request(ctx.next_rid, call.prompt_tokens, call.output_tokens, hashes, env.now,
+                  done=env.event(), tag=(session.id, call.id))
+    ctx.next_rid += 1
+    ctx.calls_submitted += 1
+    replica = ctx.router.route(session.id)
+    replica.submit(req)
+    yield req.done
+    dropped = req.finish_s is None
+    if dropped:
+        state["dropped"] = True
+        ctx.calls_dropped += 1
+    else:
+        ctx.calls_finished += 1
+    state["energy"] += req.energy_j
+    state["prompt"] += req.prompt_len
+    state["output"] += req.num_generated
+    nan = float("nan")
+    ctx.rec.call(session_id=session.id, node_id=call.id, agent=session.agent, replica=replica.index,
+                 submit_s=req.submit_s,
+                 first_token_s=req.first_token_s if req.first_token_s is not None else nan,
+                 finish_s=req.finish_s if req.finish_s is not None else nan,
+                 prompt_tokens=req.prompt_len,
+                 cached_tokens=req.cached_tokens if req.cached_tokens is not None else 0,
+                 prefill_computed_tokens=req.prefill_computed, output_tokens=req.num_generated,
+                 preemptions=req.preemptions, energy_j=req.energy_j,
+                 status="dropped" if dropped else "finished")
