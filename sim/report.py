@@ -92,7 +92,8 @@ def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: p
         "decode_tokens": sum(r.decode_tokens for r in replicas),
         "prompt_tokens": int(fin_c["prompt_tokens"].sum()) if len(fin_c) else 0,
         "output_tokens": int(fin_c["output_tokens"].sum()) if len(fin_c) else 0,
-        "prefix_cache_hit_rate": kv_hits / kv_lookups if kv_lookups else None,
+        "prefix_cache_hit_rate": (kv_hits / kv_lookups if kv_lookups and scenario.engine.prefix_caching
+                                  else None),
         "preemptions": sum(r.preemptions for r in replicas),
         "kv_capacity_tokens_per_replica": num_blocks * scenario.engine.block_size_tokens,
         "kv_peak_utilization": max(r.peak_kv_blocks for r in replicas) / num_blocks,

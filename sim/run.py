@@ -112,7 +112,8 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
     env = simpy.Environment()
     replicas, router, binner, num_blocks = build_fleet(env, scenario, profile)
     rec = Recorder()
-    ctx = SessionContext(env, router, rec, scenario.engine.block_size_tokens, scenario.engine.prefix_caching)
+    ctx = SessionContext(env, router, rec, scenario.engine.block_size_tokens, scenario.engine.prefix_caching,
+                         energy_available=profile.power.available)
     seeds = np.random.SeedSequence(scenario.run.seed).spawn(len(scenario.workload))
     procs = []
     for wc, seed in zip(scenario.workload, seeds):

@@ -17,7 +17,9 @@ from agentwatt.traces.schema import LLMCall, Session
 class SessionContext:
     """Per-run shared state for sessions: router, recorder, counters."""
 
-    def __init__(self, env: simpy.Environment, router, recorder, block_size: int, prefix_caching: bool) -> None:
+    def __init__(self, env: simpy.Environment, router, recorder, block_size: int, prefix_caching: bool,
+                 energy_available: bool = True) -> None:
+        self.energy_available = energy_available
         self.env = env
         self.router = router
         self.rec = recorder
@@ -94,7 +96,7 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
         ctx.calls_dropped += 1
     else:
         ctx.calls_finished += 1
-    state["energy"] += req.energy_j
+    state["energy"] += req.energy_j if ctx.energy_available else float("nan")
     state["prompt"] += req.prompt_len
     state["output"] += req.num_generated
     nan = float("nan")
@@ -105,5 +107,7 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
                  prompt_tokens=req.prompt_len,
                  cached_tokens=req.cached_tokens if req.cached_tokens is not None else 0,
                  prefill_computed_tokens=req.prefill_computed, output_tokens=req.num_generated,
-                 preemptions=req.preemptions, energy_j=req.energy_j,
+                 output_tokens_requested=req.output_len,
+                 preemptions=req.preemptions,
+                 energy_j=req.energy_j if ctx.energy_available else nan,
                  status="dropped" if dropped else "finished")

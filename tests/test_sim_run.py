@@ -1,0 +1,118 @@
+"""Whole runs: conservation, determinism, energy integral, prefix caching, outputs."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from agentwatt.sim.output import write_results
+from agentwatt.sim.run import run
+from agentwatt.sim.scenario import load_scenario, scenario_from_dict
+
+
+def _scenario(**over):
+    d = {
+        "name": "t",
+        "profile": "llama-3.1-8b_a100-40gb",
+        "run": {"seed": 3, "duration_s": 60.0, "drain_timeout_s": 600.0},
+        "fleet": {"replicas": 2},
+        "workload": [{"agent": "chatbot-sharegpt", "rate_per_s": 2.0},
+                     {"agent": "react-hotpotqa", "rate_per_s": 0.5}],
+    }
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(d.get(k), dict):
+            d[k] = {**d[k], **v}
+        else:
+            d[k] = v
+    return scenario_from_dict(d, "test")
+
+
+def _strip_wall(summary):
+    return {k: v for k, v in summary.items() if k != "wall_time_s"}
+
+
+def test_conservation_with_sessions_cut_off_in_flight():
+    res = run(_scenario(run={"drain_timeout_s": 0.0}))
+    s = res.summary
+    assert s["sessions_in_flight"] > 0, "the cut-off should leave sessions in flight"
+    assert s["calls_submitted"] == s["calls_completed"] + s["calls_dropped"] + s["calls_in_flight"]
+    assert s["sessions_arrived"] == s["sessions_completed"] + s["sessions_dropped"] + s["sessions_in_flight"]
+    fin = res.calls[res.calls["status"] == "finished"]
+    assert (fin["output_tokens"] == fin["output_tokens_requested"]).all()
+    assert len(fin) == s["calls_completed"]
+
+
+def test_drained_run_finishes_everything_and_tokens_add_up():
+    res = run(_scenario())
+    s = res.summary
+    assert s["sessions_in_flight"] == 0 and s["calls_in_flight"] == 0
+    assert s["sessions_completed"] == s["sessions_arrived"] > 0
+    # every decode step emits one token; each call's first token comes from its prefill
+    assert s["decode_tokens"] == s["output_tokens"] - s["calls_completed"]
+
+
+def test_energy_equals_integral_of_power_series():
+    res = run(_scenario())
+    s = res.summary
+    p = res.power
+    width = np.minimum(1.0, s["sim_time_s"] - p["time_s"].to_numpy())
+    integral = float((p["gpu_power_w"].to_numpy() * width).sum())
+    assert integral == pytest.approx(s["gpu_energy_j"], rel=1e-6)
+    assert s["gpu_energy_j"] == pytest.approx(s["gpu_busy_energy_j"] + s["gpu_idle_energy_j"], rel=1e-9)
+    # every busy joule is attributed to some call
+    assert res.calls["energy_j"].sum() == pytest.approx(s["gpu_busy_energy_j"], rel=1e-6)
+    assert s["avg_power_w"] == pytest.approx(s["gpu_energy_j"] / s["sim_time_s"])
+
+
+def test_same_seed_same_summary_different_seed_differs():
+    a = _strip_wall(run(_scenario()).summary)
+    b = _strip_wall(run(_scenario()).summary)
+    c = _strip_wall(run(_scenario(run={"seed": 4})).summary)
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert json.dumps(a, sort_keys=True) != json.dumps(c, sort_keys=True)
+
+
+def test_same_seed_identical_summary_across_processes(tmp_path):
+    code = ("import json,sys; from agentwatt.sim.run import run; from agentwatt.sim.scenario import load_scenario;"
+            "s=run(load_scenario()).summary; s.pop('wall_time_s'); print(json.dumps(s, sort_keys=True))")
+    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": str(h), "PATH": ""}).stdout for h in (1, 2)]
+    assert outs[0] == outs[1]
+
+
+def test_prefix_caching_reduces_prefill_work_for_react():
+    wl = [{"agent": "react-hotpotqa", "rate_per_s": 0.5}]
+    on = run(_scenario(workload=wl, fleet={"replicas": 1})).summary
+    off = run(_scenario(workload=wl, fleet={"replicas": 1}, engine={"prefix_caching": False})).summary
+    assert on["prompt_tokens"] == off["prompt_tokens"]
+    assert on["prefill_tokens_computed"] < 0.6 * off["prefill_tokens_computed"]
+    assert on["prefix_cache_hit_rate"] > 0.4 and off["prefix_cache_hit_rate"] is None
+    assert on["ttft_s"]["mean"] < off["ttft_s"]["mean"]
+
+
+def test_round_robin_spreads_calls_over_replicas():
+    res = run(_scenario(router={"policy": "round_robin", "session_affinity": False}, fleet={"replicas": 3}))
+    counts = res.calls["replica"].value_counts()
+    assert len(counts) == 3 and counts.max() - counts.min() <= 1
+
+
+def test_write_results_files(tmp_path):
+    res = run(_scenario())
+    written = write_results(res, tmp_path)
+    for name in ("summary.json", "calls.parquet", "sessions.parquet", "power.parquet", "latency_cdf.png", "power.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("sessions_completed", "calls_completed", "ttft_s", "tpot_s", "call_e2e_s", "session_e2e_s",
+                "gpu_utilization", "gpu_energy_j", "energy_per_session_j", "avg_power_w", "peak_power_w",
+                "sim_time_s", "wall_time_s", "profile", "seed", "versions"):
+        assert key in summary
+    for key in ("p50", "p90", "p99"):
+        assert summary["session_e2e_s"][key] is not None
+    assert summary["profile"]["provenance"]["references"]
+    assert len(written) == 6
+
+
+def test_default_scenario_loads():
+    sc = load_scenario()
+    assert sc.fleet.replicas >= 1 and sc.workload
