@@ -10,7 +10,7 @@ cache) and it goes back to the head of the waiting queue to be recomputed.
 """
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ class Request:
     __slots__ = ("rid", "prompt_len", "output_len", "hashes", "blocks", "num_computed",
                  "num_generated", "n_registered", "submit_s", "first_token_s", "finish_s",
                  "cached_tokens", "prefill_computed", "preemptions", "energy_j", "done", "tag",
-                 "admitted")
+                 "admitted", "retain", "unpin_on_admit", "pin_id")
 
     def __init__(self, rid: int, prompt_len: int, output_len: int, hashes: list[int],
                  submit_s: float, done: Any = None, tag: Any = None) -> None:
@@ -45,6 +45,9 @@ class Request:
         self.done = done                       # completion callback target (set by the shell)
         self.tag = tag                         # opaque: who asked (session, node)
         self.admitted = False
+        self.retain = False                    # keep KV pinned after finishing (retention policy)
+        self.unpin_on_admit: list[int] = []    # pins of this session to drop once admitted
+        self.pin_id: int | None = None         # set by complete() when retained
 
     @property
     def num_tokens(self) -> int:
@@ -75,6 +78,9 @@ class ReplicaState:
     max_num_batched_tokens: int
     waiting: deque = field(default_factory=deque)
     running: list = field(default_factory=list)
+    pins: OrderedDict = field(default_factory=OrderedDict)  # pin id -> blocks kept for a session
+    next_pin: int = 0
+    unpinned_for_memory: int = 0
 
     @property
     def outstanding(self) -> int:
@@ -96,6 +102,29 @@ def _add(plan: StepPlan, r: Request, n: int) -> None:
         plan.prefill_attn += n * (r.num_computed + n)
 
 
+def pin(state: ReplicaState, blocks: list[int]) -> int:
+    """Keep ``blocks`` referenced (KV retained while a session waits on a tool)."""
+    pid = state.next_pin
+    state.next_pin += 1
+    state.pins[pid] = blocks
+    return pid
+
+
+def unpin(state: ReplicaState, pid: int | None) -> None:
+    """Release a pin (no-op if it is gone already); its cached blocks stay in the prefix cache."""
+    blocks = state.pins.pop(pid, None) if pid is not None else None
+    if blocks:
+        state.kv.release(blocks)
+
+
+def _free_pins_for(state: ReplicaState, need: int) -> None:
+    """Retention is a hint: under memory pressure drop the oldest pins before anything else."""
+    while need > state.kv.num_free and state.pins:
+        _, blocks = state.pins.popitem(last=False)
+        state.kv.release(blocks)
+        state.unpinned_for_memory += 1
+
+
 def _preempt(state: ReplicaState, r: Request) -> None:
     state.kv.release(r.blocks)
     r.blocks = []
@@ -114,6 +143,7 @@ def _schedule_running(state: ReplicaState, plan: StepPlan) -> int:
         r = running[i]
         n = min(r.num_tokens - r.num_computed, budget)
         need = kv.blocks_for(r.num_computed + n) - len(r.blocks)
+        _free_pins_for(state, need)
         while need > kv.num_free:
             victim = running.pop()
             _preempt(state, victim)
@@ -147,7 +177,15 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
         n = min(r.num_tokens - computed, budget)
         new_blocks = kv.blocks_for(computed + n) - len(hit)
         if kv.cost_of(hit, new_blocks) > kv.num_free:
-            break
+            _free_pins_for(state, kv.cost_of(hit, new_blocks))
+            if kv.cost_of(hit, new_blocks) > kv.num_free:
+                break
+            hit = kv.match_prefix(r.hashes, (r.num_tokens - 1) // bs)  # unpinning may have evicted
+            computed = len(hit) * bs
+            n = min(r.num_tokens - computed, budget)
+            new_blocks = kv.blocks_for(computed + n) - len(hit)
+            if kv.cost_of(hit, new_blocks) > kv.num_free:
+                break
         waiting.popleft()
         kv.take(hit)
         r.blocks = list(hit) + kv.allocate(new_blocks)
@@ -159,6 +197,10 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
             kv.hits_blocks += len(hit)
             kv.lookups_blocks += r.prompt_len // bs
         running.append(r)
+        if r.unpin_on_admit:
+            for pid in r.unpin_on_admit:
+                unpin(state, pid)
+            r.unpin_on_admit = []
         _add(plan, r, n)
         budget -= n
 
@@ -199,6 +241,9 @@ def complete(state: ReplicaState, plan: StepPlan, now: float) -> list[Request]:
         done = set(id(r) for r in finished)
         state.running = [r for r in state.running if id(r) not in done]
         for r in finished:
-            kv.release(r.blocks)
+            if r.retain:
+                r.pin_id = pin(state, r.blocks)
+            else:
+                kv.release(r.blocks)
             r.blocks = []
     return finished

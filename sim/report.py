@@ -95,6 +95,8 @@ def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: p
         "prefix_cache_hit_rate": (kv_hits / kv_lookups if kv_lookups and scenario.engine.prefix_caching
                                   else None),
         "preemptions": sum(r.preemptions for r in replicas),
+        "kv_retention": scenario.engine.kv_retention,
+        "kv_pins_dropped_for_memory": sum(r.state.unpinned_for_memory for r in replicas),
         "kv_capacity_tokens_per_replica": num_blocks * scenario.engine.block_size_tokens,
         "kv_peak_utilization": max(r.peak_kv_blocks for r in replicas) / num_blocks,
         "kv_mean_utilization": (sum(r.kv_block_seconds for r in replicas) / (n_rep * num_blocks * t_end)

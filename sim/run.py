@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,11 +19,11 @@ import simpy
 
 from agentwatt.calibrate.profile import Profile, load_profile
 from agentwatt.errors import InvariantViolation
+from agentwatt.sim import workload
 from agentwatt.sim.fleet import build_fleet
 from agentwatt.sim.metrics import Recorder
-from agentwatt.sim.scenario import Scenario, WorkloadClass
+from agentwatt.sim.scenario import Scenario
 from agentwatt.sim.session import SessionContext, run_session
-from agentwatt.traces.schema import LLMCall, Segment, Session
 
 
 @dataclass
@@ -35,58 +34,6 @@ class Results:
     calls: pd.DataFrame
     sessions: pd.DataFrame
     power: pd.DataFrame | None
-
-
-def _generated_sessions(ctx: SessionContext, wc: WorkloadClass, seed: np.random.SeedSequence,
-                        end_s: float) -> Iterator[Session]:
-    from agentwatt.traces.agents import make_agent
-    from agentwatt.traces.arrivals import poisson_arrivals
-    arr_seed, sess_seed = seed.spawn(2)
-    agent = make_agent(wc.agent, **wc.knobs)
-    rng = np.random.default_rng(sess_seed)
-    for t in poisson_arrivals(np.random.default_rng(arr_seed), wc.rate_per_s, 0.0, end_s):
-        sid = ctx.next_session_id
-        ctx.next_session_id += 1
-        yield agent.session(rng, sid, t)
-
-
-def _relabel(s: Session, new_id: int, arrival_s: float) -> Session:
-    """The same session under a run-wide id: segment keys ``s{old}:...`` become ``s{new}:...`` so
-    sessions from different sources never share KV content by accident."""
-    old = f"s{s.id}:"
-    new = f"s{new_id}:"
-
-    def key(k: str) -> str:
-        return new + k[len(old):] if k.startswith(old) else k
-
-    nodes = []
-    for n in s.nodes:
-        if isinstance(n, LLMCall):
-            n = LLMCall(id=n.id, prompt=tuple(Segment(key(g.key), g.tokens) for g in n.prompt),
-                        output_tokens=n.output_tokens, output_key=key(n.output_key), deps=n.deps)
-        nodes.append(n)
-    return Session(id=new_id, agent=s.agent, arrival_s=arrival_s, nodes=tuple(nodes))
-
-
-def _trace_sessions(ctx: SessionContext, wc: WorkloadClass, end_s: float) -> Iterator[Session]:
-    from agentwatt.traces.loaders import BUNDLED_TRACES, bundled_trace_path, load_azure_2023
-    path = bundled_trace_path(wc.trace) if wc.trace in BUNDLED_TRACES else wc.trace
-    label = "azure-code" if "code" in Path(path).name else "azure-conv"
-    for s in load_azure_2023(path, limit=wc.limit, agent=label):
-        t = s.arrival_s * wc.time_scale
-        if t > end_s:
-            return
-        sid = ctx.next_session_id
-        ctx.next_session_id += 1
-        yield _relabel(s, sid, t)
-
-
-def _arrivals(ctx: SessionContext, sessions: Iterator[Session]):
-    env = ctx.env
-    for s in sessions:
-        if s.arrival_s > env.now:
-            yield env.timeout(s.arrival_s - env.now)
-        env.process(run_session(ctx, s))
 
 
 def _controller(ctx: SessionContext, arrival_procs: list, deadline_s: float):
@@ -113,13 +60,19 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
     replicas, router, binner, num_blocks = build_fleet(env, scenario, profile)
     rec = Recorder()
     ctx = SessionContext(env, router, rec, scenario.engine.block_size_tokens, scenario.engine.prefix_caching,
-                         energy_available=profile.power.available)
+                         energy_available=profile.power.available, kv_retention=scenario.engine.kv_retention,
+                         kv_retention_ttl_s=scenario.engine.kv_retention_ttl_s)
     seeds = np.random.SeedSequence(scenario.run.seed).spawn(len(scenario.workload))
     procs = []
+    end_s = scenario.run.duration_s
     for wc, seed in zip(scenario.workload, seeds):
-        src = (_generated_sessions(ctx, wc, seed, scenario.run.duration_s) if wc.agent
-               else _trace_sessions(ctx, wc, scenario.run.duration_s))
-        procs.append(env.process(_arrivals(ctx, src)))
+        if wc.trace is not None:
+            gen = workload.open_loop_trace(ctx, wc, end_s)
+        elif wc.arrival == "closed":
+            gen = workload.closed_loop(ctx, wc, seed, end_s)
+        else:
+            gen = workload.open_loop_generated(ctx, wc, seed, end_s)
+        procs.append(env.process(gen))
     deadline = scenario.run.duration_s + scenario.run.drain_timeout_s
     if progress:
         env.process(_progress(env, deadline, max(1.0, deadline / 200)))
@@ -161,6 +114,10 @@ def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas, binner)
             r.state.kv.check()
         except AssertionError as e:
             raise InvariantViolation(f"bug (seed {seed}): replica {r.index} KV: {e}") from None
-        held = sum(len(q.blocks) for q in r.state.running)
-        if held > r.state.kv.num_blocks:
-            raise InvariantViolation(f"bug (seed {seed}): replica {r.index} holds more blocks than exist")
+        held = sum(len(q.blocks) for q in r.state.running) + sum(len(b) for b in r.state.pins.values())
+        refs = sum(r.state.kv.ref)
+        if held != refs:
+            raise InvariantViolation(f"bug (seed {seed}): replica {r.index}: {refs} block references but "
+                                     f"running requests and pins hold {held}")
+        if ctx.active_sessions == 0 and r.state.pins:
+            raise InvariantViolation(f"bug (seed {seed}): replica {r.index}: KV pins left after all sessions ended")

@@ -15,8 +15,6 @@ from typing import Any
 
 from agentwatt.errors import InputError
 
-ARRIVALS = ("poisson",)
-TRACE_FORMATS = ("azure-2023",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +40,11 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     prefix_caching: bool = True
     kv_capacity_tokens: int | None = None   # override the capacity computed from GPU memory
+    # While a session waits on a tool: "drop" releases its KV (cached blocks stay evictable in the
+    # prefix cache, vLLM's behaviour), "keep" pins it until the session's next call is admitted
+    # (dropped first under memory pressure), "ttl" pins it for at most kv_retention_ttl_s.
+    kv_retention: str = "drop"
+    kv_retention_ttl_s: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,8 +59,14 @@ class WorkloadClass:
 
     agent: str | None = None
     knobs: dict[str, Any] = field(default_factory=dict)
-    arrival: str = "poisson"
+    mix: dict[str, float] = field(default_factory=dict)          # agent -> share, one arrival stream
+    mix_knobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    arrival: str = "poisson"          # an arrival process of traces.arrivals, or "closed"
     rate_per_s: float | None = None
+    arrival_params: dict[str, Any] = field(default_factory=dict)
+    concurrency: int = 1              # closed loop: simultaneous users
+    sessions: int | None = None       # closed loop: total sessions (None: until arrivals end)
+    think_time_s: float = 0.0         # closed loop: pause between a user's sessions
     trace: str | None = None          # bundled trace name or a path (relative to the scenario)
     format: str = "azure-2023"
     limit: int | None = None          # at most this many trace rows
@@ -65,6 +74,8 @@ class WorkloadClass:
 
     @property
     def label(self) -> str:
+        if self.mix:
+            return "mix:" + "+".join(sorted(self.mix))
         return self.agent if self.agent else f"trace:{Path(self.trace).stem}"
 
 
@@ -197,7 +208,11 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
                                     lo=0, lo_open=True, hi=1),
         prefix_caching=_bool(t, "prefix_caching", e.prefix_caching, where, "engine"),
         kv_capacity_tokens=_num(t, "kv_capacity_tokens", None, where, "engine", integer=True, lo=1, hi=10**12),
+        kv_retention=_str(t, "kv_retention", e.kv_retention, where, "engine", choices=("drop", "keep", "ttl")),
+        kv_retention_ttl_s=_num(t, "kv_retention_ttl_s", 0.0, where, "engine", lo=0, hi=1e9),
     )
+    if engine.kv_retention == "ttl" and engine.kv_retention_ttl_s <= 0:
+        raise InputError(f"{where}: [engine] kv_retention = \"ttl\": expected kv_retention_ttl_s > 0")
 
     t = _table(data, "router", where)
     _check_keys(t, {"policy", "session_affinity"}, where, "router")
@@ -215,30 +230,54 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
                     workload=classes, source=where)
 
 
+_WORKLOAD_KEYS = {"agent", "mix", "knobs", "arrival", "rate_per_s", "arrival_params", "concurrency", "sessions",
+                  "think_time_s", "trace", "format", "limit", "time_scale"}
+
+
+def _arrival_kinds() -> tuple[str, ...]:
+    from agentwatt.traces import arrivals
+    return tuple(sorted(getattr(arrivals, "ARRIVALS", {"poisson": None}))) + ("closed",)
+
+
+def _check_agent(name: str, knobs: Any, where: str, table: str) -> None:
+    from agentwatt.traces.agents import make_agent
+    if not isinstance(knobs, dict):
+        raise InputError(f"{where}: [{table}] knobs = {knobs!r}: expected a table")
+    try:
+        make_agent(name, **knobs)
+    except InputError as err:
+        raise InputError(f"{where}: [{table}] {err}") from None
+
+
+def _check_arrivals(kind: str, rate: float | None, params: dict, where: str, table: str) -> None:
+    import numpy as np
+    from agentwatt.traces import arrivals
+    if not hasattr(arrivals, "make_arrivals"):
+        if params:
+            raise InputError(f"{where}: [{table}] arrival_params: expected none for arrival = {kind!r}")
+        return
+    p = dict(params)
+    if rate is not None:
+        p.setdefault("rate_per_s", rate)
+    try:
+        next(iter(arrivals.make_arrivals(kind, np.random.default_rng(0), p, 0.0, 1.0)), None)
+    except InputError as err:
+        raise InputError(f"{where}: [{table}] {err}") from None
+
+
 def _workload(w: Any, i: int, where: str, base_dir: Path | None) -> WorkloadClass:
     table = f"workload #{i + 1}"
     if not isinstance(w, dict):
         raise InputError(f"{where}: [{table}] expected a table")
-    _check_keys(w, {"agent", "knobs", "arrival", "rate_per_s", "trace", "format", "limit", "time_scale"}, where, table)
+    _check_keys(w, _WORKLOAD_KEYS, where, table)
     agent = _str(w, "agent", None, where, table)
     trace = _str(w, "trace", None, where, table)
-    if (agent is None) == (trace is None):
-        raise InputError(f"{where}: [{table}] expected exactly one of agent = \"...\" or trace = \"...\"")
-    knobs = w.get("knobs", {})
-    if not isinstance(knobs, dict):
-        raise InputError(f"{where}: [{table}] knobs = {knobs!r}: expected a table")
-    if agent is not None:
-        from agentwatt.traces.agents import make_agent
-        try:
-            make_agent(agent, **knobs)
-        except InputError as err:
-            raise InputError(f"{where}: [{table}] {err}") from None
-        if "rate_per_s" not in w:
-            raise InputError(f"{where}: [{table}] rate_per_s missing: expected a number > 0 (sessions per second)")
-        rate = _num(w, "rate_per_s", None, where, table, lo=0, lo_open=True, hi=1e7)
-        arrival = _str(w, "arrival", "poisson", where, table, choices=ARRIVALS)
-        return WorkloadClass(agent=agent, knobs=dict(knobs), arrival=arrival, rate_per_s=rate)
-    for k in ("rate_per_s", "arrival", "knobs"):
+    mix = w.get("mix")
+    if sum(x is not None for x in (agent, trace, mix)) != 1:
+        raise InputError(f"{where}: [{table}] expected exactly one of agent = \"...\", mix = {{...}} or trace = \"...\"")
+    if trace is None:
+        return _generated_class(w, agent, mix, where, table)
+    for k in ("rate_per_s", "arrival", "knobs", "arrival_params", "concurrency", "sessions", "think_time_s"):
         if k in w:
             raise InputError(f"{where}: [{table}] {k}: not used with trace = ...: the trace gives arrivals")
     from agentwatt.traces.loaders import BUNDLED_TRACES
@@ -250,6 +289,56 @@ def _workload(w: Any, i: int, where: str, base_dir: Path | None) -> WorkloadClas
             raise InputError(f"{where}: [{table}] trace = {trace!r}: file not found: expected a path or one of "
                              f"the bundled traces {', '.join(sorted(BUNDLED_TRACES))}")
         trace = str(tp)
-    return WorkloadClass(trace=trace, format=_str(w, "format", "azure-2023", where, table, choices=TRACE_FORMATS),
+    from agentwatt.traces import loaders
+    formats = tuple(sorted(getattr(loaders, "LOADERS", {"azure-2023": None})))
+    return WorkloadClass(trace=trace, format=_str(w, "format", "azure-2023", where, table, choices=formats),
                          limit=_num(w, "limit", None, where, table, integer=True, lo=1),
                          time_scale=_num(w, "time_scale", 1.0, where, table, lo=0, lo_open=True, hi=1e6))
+
+
+def _generated_class(w: dict, agent: str | None, mix: Any, where: str, table: str) -> WorkloadClass:
+    knobs = w.get("knobs", {})
+    mix_knobs: dict[str, dict] = {}
+    if mix is not None:
+        if not isinstance(mix, dict) or not mix:
+            raise InputError(f"{where}: [{table}] mix = {mix!r}: expected a table of agent = share")
+        for name, share in mix.items():
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not (share > 0) or share == float("inf"):
+                raise InputError(f"{where}: [{table}] mix.{name} = {share!r}: expected a share > 0")
+        if not isinstance(knobs, dict):
+            raise InputError(f"{where}: [{table}] knobs = {knobs!r}: expected a table of agent = {{knob = value}}")
+        for name in knobs:
+            if name not in mix:
+                raise InputError(f"{where}: [{table}] knobs.{name}: expected knobs only for agents in the mix")
+        for name in mix:
+            mix_knobs[name] = knobs.get(name, {})
+            _check_agent(name, mix_knobs[name], where, table)
+        mix = {k: float(v) for k, v in mix.items()}
+        knobs = {}
+    else:
+        _check_agent(agent, knobs, where, table)
+        mix = {}
+    arrival = _str(w, "arrival", "poisson", where, table, choices=_arrival_kinds())
+    params = w.get("arrival_params", {})
+    if not isinstance(params, dict):
+        raise InputError(f"{where}: [{table}] arrival_params = {params!r}: expected a table")
+    if arrival == "closed":
+        for k in ("rate_per_s", "arrival_params"):
+            if k in w:
+                raise InputError(f"{where}: [{table}] {k}: not used with arrival = \"closed\" (users start sessions "
+                                 f"back to back): expected concurrency, sessions, think_time_s")
+        return WorkloadClass(agent=agent, knobs=dict(knobs), mix=mix, mix_knobs=mix_knobs, arrival=arrival,
+                             concurrency=_num(w, "concurrency", 1, where, table, integer=True, lo=1, hi=10_000_000),
+                             sessions=_num(w, "sessions", None, where, table, integer=True, lo=1),
+                             think_time_s=_num(w, "think_time_s", 0.0, where, table, lo=0, hi=1e9))
+    for k in ("concurrency", "sessions", "think_time_s"):
+        if k in w:
+            raise InputError(f"{where}: [{table}] {k}: only used with arrival = \"closed\"")
+    rate = None
+    if "rate_per_s" in w:
+        rate = _num(w, "rate_per_s", None, where, table, lo=0, lo_open=True, hi=1e7)
+    elif arrival == "poisson" and "rate_per_s" not in params:
+        raise InputError(f"{where}: [{table}] rate_per_s missing: expected a number > 0 (sessions per second)")
+    _check_arrivals(arrival, rate, params, where, table)
+    return WorkloadClass(agent=agent, knobs=dict(knobs), mix=mix, mix_knobs=mix_knobs, arrival=arrival,
+                         rate_per_s=rate, arrival_params=dict(params))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import simpy
 
-from agentwatt.sim.batching import Request
+from agentwatt.sim.batching import Request, unpin
 from agentwatt.sim.kv import block_hashes
 from agentwatt.traces.schema import LLMCall, Session
 
@@ -18,8 +18,10 @@ class SessionContext:
     """Per-run shared state for sessions: router, recorder, counters."""
 
     def __init__(self, env: simpy.Environment, router, recorder, block_size: int, prefix_caching: bool,
-                 energy_available: bool = True) -> None:
+                 energy_available: bool = True, kv_retention: str = "drop", kv_retention_ttl_s: float = 0.0) -> None:
         self.energy_available = energy_available
+        self.kv_retention = kv_retention
+        self.kv_retention_ttl_s = kv_retention_ttl_s
         self.env = env
         self.router = router
         self.rec = recorder
@@ -41,7 +43,8 @@ def run_session(ctx: SessionContext, session: Session):
     env = ctx.env
     ctx.sessions_arrived += 1
     ctx.active_sessions += 1
-    state = {"dropped": False, "energy": 0.0, "prompt": 0, "output": 0, "tool_s": 0.0}
+    state = {"dropped": False, "energy": 0.0, "prompt": 0, "output": 0, "tool_s": 0.0, "pins": [],
+             "last_llm": max(n.id for n in session.nodes if isinstance(n, LLMCall))}
     done: list[simpy.Process] = []
     for node in session.nodes:
         deps = [done[d] for d in node.deps]
@@ -50,6 +53,9 @@ def run_session(ctx: SessionContext, session: Session):
         else:
             done.append(env.process(_tool(env, node.latency_s, deps, state)))
     yield env.all_of(done)
+    for replica, pid in state["pins"]:
+        unpin(replica.state, pid)
+    state["pins"] = []
     ctx.router.forget(session.id)
     status = "dropped" if state["dropped"] else "finished"
     ctx.rec.session(session_id=session.id, agent=session.agent, arrival_s=session.arrival_s,
@@ -75,6 +81,24 @@ def _tool(env: simpy.Environment, latency_s: float, deps: list, state: dict):
     yield env.timeout(latency_s)
 
 
+def _hand_over_pins(state: dict, req: Request, replica) -> None:
+    """KV this session kept on ``replica`` is released once ``req`` is admitted there (its prefix
+    is then referenced by ``req``); KV kept on other replicas is released now."""
+    keep = []
+    for rep, pid in state["pins"]:
+        if rep is replica:
+            req.unpin_on_admit.append(pid)
+        else:
+            unpin(rep.state, pid)
+    state["pins"] = keep
+
+
+def _expire(env: simpy.Environment, ttl_s: float, replica, pid: int, state: dict):
+    yield env.timeout(ttl_s)
+    unpin(replica.state, pid)
+    state["pins"] = [(r, p) for r, p in state["pins"] if p != pid or r is not replica]
+
+
 def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state: dict):
     env = ctx.env
     if deps:
@@ -88,8 +112,14 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
     ctx.next_rid += 1
     ctx.calls_submitted += 1
     replica = ctx.router.route(session.id)
+    _hand_over_pins(state, req, replica)
+    req.retain = ctx.kv_retention != "drop" and call.id < state["last_llm"]
     replica.submit(req)
     yield req.done
+    if req.pin_id is not None:
+        state["pins"].append((replica, req.pin_id))
+        if ctx.kv_retention == "ttl":
+            env.process(_expire(env, ctx.kv_retention_ttl_s, replica, req.pin_id, state))
     dropped = req.finish_s is None
     if dropped:
         state["dropped"] = True
