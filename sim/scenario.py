@@ -101,8 +101,13 @@ def default_scenario_path() -> Path:
     return Path(str(resources.files("agentwatt.sim") / "data" / "default.toml"))
 
 
-def load_scenario(path: str | Path | None = None) -> Scenario:
-    """Read and validate a scenario TOML file (the built-in default when ``path`` is None)."""
+def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read and validate a scenario TOML file (the built-in default when ``path`` is None).
+
+    ``overrides`` maps dotted keys to values applied before validation, e.g.
+    ``{"fleet.replicas": 8, "workload.1.rate_per_s": 2.0, "run.seed": 3}`` (array items by index,
+    from 0).
+    """
     p = default_scenario_path() if path is None else Path(path)
     where = str(path) if path is not None else "built-in default scenario"
     if not p.exists():
@@ -117,7 +122,38 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{where}: invalid TOML: {e}") from None
+    if overrides:
+        data = apply_overrides(data, overrides, where)
     return scenario_from_dict(data, where, base_dir=p.parent if path is not None else None)
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any], where: str = "scenario") -> dict:
+    """A copy of ``data`` with dotted-key overrides set (see ``load_scenario``)."""
+    import copy
+    out = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node: Any = out
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise InputError(f"{where}: override {dotted}: {part!r} is not an index of "
+                                     f"{'.'.join(parts[:i]) or 'the file'} (0..{len(node) - 1})")
+                node = node[int(part)]
+            elif isinstance(node, dict):
+                node = node.setdefault(part, {})
+            else:
+                raise InputError(f"{where}: override {dotted}: {'.'.join(parts[:i])} is not a table")
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise InputError(f"{where}: override {dotted}: expected an index 0..{len(node) - 1}")
+            node[int(last)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise InputError(f"{where}: override {dotted}: expected a table to set {last!r} in")
+    return out
 
 
 # ------------------------------------------------------------------------------ validation
