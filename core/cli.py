@@ -85,6 +85,15 @@ def format_summary(s: dict) -> str:
                      f"avg power {_fmt(s['avg_power_w'], ' W')}, peak {_fmt(s['peak_power_w'], ' W')}, "
                      f"energy/session {_fmt(s['energy_per_session_j'], ' Wh', 1 / 3600)} "
                      f"({_fmt(s['energy_per_session_with_idle_j'], ' Wh', 1 / 3600)} with idle)")
+        fp, pv = s["facility_power"], s["provisioning"]
+        lines.append(f"facility (GPUs + hosts + network) × PUE: {_fmt(fp['mean_w'], ' kW', 1e-3)} average, "
+                     f"{_fmt(fp['p95_w'], ' kW', 1e-3)} P95, {_fmt(fp['peak_w'], ' kW', 1e-3)} peak; nameplate "
+                     f"{_fmt(pv['nameplate_facility_w'], ' kW', 1e-3)}; "
+                     f"{_fmt(s['facility_energy_per_session_j'], ' Wh', 1 / 3600)}/session at the facility")
+        split = s["gpu_time_split"]
+        tot = sum(split.values()) or 1.0
+        lines.append(f"GPU time: busy {_fmt(split['busy_s'] / tot, '%', 100)}, idle waiting on tools "
+                     f"{_fmt(split['idle_tool_s'] / tot, '%', 100)}, idle empty {_fmt(split['idle_empty_s'] / tot, '%', 100)}")
     else:
         lines.append(f"energy: unavailable ({s.get('energy_unavailable_reason')})")
     for agent, a in s.get("by_agent", {}).items():
@@ -93,6 +102,59 @@ def format_summary(s: dict) -> str:
                      f"{_fmt(a['llm_calls_per_session'])}, e2e p50 {_fmt(e2e['p50'])} s p99 {_fmt(e2e['p99'])} s, "
                      f"energy/session {_fmt(a['energy_per_session_j'], ' Wh', 1 / 3600)}")
     return "\n".join(lines)
+
+
+@main.group("power")
+def power_grp() -> None:
+    """Power traces: compare a measured series with a simulated one."""
+
+
+@power_grp.command("compare")
+@click.argument("measured", type=click.Path(path_type=Path))
+@click.argument("simulated", type=click.Path(path_type=Path))
+@click.option("--measured-column", default=None, help="Power column of MEASURED (default power_w/gpu_power_w).")
+@click.option("--simulated-column", default=None, help="Power column of SIMULATED (default gpu_power_w).")
+@click.option("--shift-s", type=float, default=0.0, help="Add this to the simulated times before matching.")
+def power_compare(measured: Path, simulated: Path, measured_column, simulated_column, shift_s: float) -> None:
+    """Energy error, ACF R², KS distance and P95/P99 error on matched 1 s means."""
+    from agentwatt.sim.powercompare import compare, read_power_series
+    mt, mw = read_power_series(measured, measured_column)
+    st, sw = read_power_series(simulated, simulated_column)
+    r = compare(mt, mw, st + shift_s, sw)
+    click.echo(f"compared {r['seconds_compared']} s of 1 s means")
+    click.echo(f"energy error   {r['energy_error_pct']:+.2f} %  (measured {r['energy_measured_j'] / 3600:.4g} Wh, "
+               f"simulated {r['energy_simulated_j'] / 3600:.4g} Wh)")
+    click.echo(f"ACF R²         {r['acf_r2']:.3f}  (lags 1..{r['acf_lags_s']} s)")
+    click.echo(f"KS distance    {r['ks_distance']:.3f}")
+    click.echo(f"P95 error      {r['p95_error_pct']:+.2f} %")
+    click.echo(f"P99 error      {r['p99_error_pct']:+.2f} %")
+
+
+@main.command("project")
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--queries-per-day", type=click.FloatRange(min=0, min_open=True), required=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def project_cmd(scenario: Path | None, queries_per_day: float, json_out: Path | None) -> None:
+    """Scale SCENARIO's cluster to QUERIES_PER_DAY; print it beside the paper's formula."""
+    from agentwatt.io import atomic_write_json
+    from agentwatt.sim.project import project
+    from agentwatt.sim.report import _clean
+    from agentwatt.sim.scenario import load_scenario
+    r = project(load_scenario(scenario), queries_per_day)
+    if "error" in r:
+        raise AgentwattError(r["error"])
+    pf, sm = r["paper_formula"], r["simulated"]
+    click.echo(f"{queries_per_day:.4g} queries/day")
+    click.echo(f"paper's formula: {pf['wh_per_query_alone']:.4g} Wh/query alone × queries/day ÷ 24 h = "
+               f"{pf['power_w'] / 1e6:.4g} MW")
+    click.echo(f"  assumes: {pf['assumptions']}")
+    click.echo(f"simulated: {sm['replicas']} replicas = {sm['gpus']} GPUs in {sm['servers']} servers; facility "
+               f"{sm['facility_avg_power_w'] / 1e6:.4g} MW average, {sm['facility_p95_power_w'] / 1e6:.4g} MW P95 "
+               f"(GPUs alone {sm['gpu_avg_power_w'] / 1e6:.4g} MW); {sm['facility_wh_per_query']:.4g} Wh/query at the "
+               f"facility; session p99 {sm['session_e2e_p99_s']:.3g} s")
+    click.echo(f"  assumes: {sm['assumptions']}")
+    if json_out:
+        atomic_write_json(json_out, _clean(r))
 
 
 @main.command("profiles")

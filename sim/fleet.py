@@ -5,7 +5,6 @@ import simpy
 
 from agentwatt.calibrate.profile import Profile
 from agentwatt.errors import InputError
-from agentwatt.sim.metrics import EnergyBinner
 from agentwatt.sim.replica import Replica
 from agentwatt.sim.router import Router
 from agentwatt.sim.scenario import EngineConfig, Scenario
@@ -47,11 +46,51 @@ def kv_capacity_tokens(profile: Profile, engine: EngineConfig) -> int:
 
 def build_fleet(env: simpy.Environment, scenario: Scenario, profile: Profile):
     eng = scenario.engine
+    from agentwatt.sim.facility import server_spec
+    spec = server_spec(scenario.facility.server)
+    tp = profile.hardware.tp
+    if tp > spec.gpus or spec.gpus % tp:
+        raise InputError(f"{scenario.source}: profile {profile.name} needs tp = {tp} GPUs per replica: expected a "
+                         f"divisor of the {spec.gpus} GPUs of a [facility] server = {spec.name!r}")
     blocks = kv_capacity_tokens(profile, eng) // eng.block_size_tokens
-    binner = EnergyBinner(scenario.run.power_resolution_s) if profile.power.available else None
     replicas = [Replica(env, i, profile, num_blocks=blocks, block_size=eng.block_size_tokens,
                         max_num_seqs=eng.max_num_seqs, max_num_batched_tokens=eng.max_num_batched_tokens,
-                        prefix_caching=eng.prefix_caching, binner=binner)
+                        prefix_caching=eng.prefix_caching, resolution_s=scenario.run.power_resolution_s,
+                        cap_w_per_gpu=gpu_cap_w(scenario, profile))
                 for i in range(scenario.fleet.replicas)]
     router = Router(replicas, scenario.router.policy, scenario.router.session_affinity)
-    return replicas, router, binner, blocks
+    return replicas, router, blocks
+
+
+def gpu_cap_w(scenario: Scenario, profile: Profile) -> float | None:
+    """The binding per-GPU cap from the GPU-, server- and rack-level caps of the scenario.
+
+    A server cap C is split statically over its g GPUs under the host model of sim/facility.py
+    (host = idle + α·Σ(P_gpu − P_idle)): g·c + host(c) ≤ C gives
+    c = (C − host_idle + α·g·P_idle) / (g·(1 + α)); a rack cap is split evenly over its servers
+    first [I].
+    """
+    from agentwatt.sim.facility import server_spec
+    fac = scenario.facility
+    caps = []
+    if fac.gpu_cap_w is not None:
+        caps.append(fac.gpu_cap_w)
+    if fac.server_cap_w is not None or fac.rack_cap_w is not None:
+        spec = server_spec(fac.server)
+        a, g = fac.host_dynamic_fraction, spec.gpus
+        idle = profile.power.idle_w if profile.power.available else 0.0
+
+        def per_gpu(server_cap: float) -> float:
+            return (server_cap - spec.host_idle_w + a * g * idle) / (g * (1.0 + a))
+        if fac.server_cap_w is not None:
+            caps.append(per_gpu(fac.server_cap_w))
+        if fac.rack_cap_w is not None:
+            caps.append(per_gpu((fac.rack_cap_w - fac.network_w_per_rack) / fac.servers_per_rack))
+    if not caps:
+        return None
+    cap = min(caps)
+    pm = profile.power
+    if pm.available and cap <= pm.idle_w:
+        raise InputError(f"{scenario.source}: [facility] power cap leaves {cap:.0f} W per GPU, at or below the "
+                         f"profile's idle power {pm.idle_w:.0f} W: expected a higher cap")
+    return cap

@@ -9,57 +9,64 @@ CALL_COLUMNS = ("session_id", "node_id", "agent", "replica", "submit_s", "first_
                 "finish_s", "prompt_tokens", "cached_tokens", "prefill_computed_tokens",
                 "output_tokens", "output_tokens_requested", "preemptions", "energy_j", "status")
 SESSION_COLUMNS = ("session_id", "agent", "arrival_s", "finish_s", "n_llm_calls", "n_tool_calls",
-                   "tool_time_s", "prompt_tokens", "output_tokens", "energy_j", "status")
+                   "tool_time_s", "prompt_tokens", "output_tokens", "energy_j", "idle_energy_j", "status")
 
 
-class EnergyBinner:
-    """Accumulates joules into fixed time bins; power of a bin = its joules / resolution.
+class TimeBins:
+    """Per-bin accumulators of several channels (e.g. joules, busy seconds) at a fixed resolution.
 
-    ``add(t0, t1, watts)`` splits a constant-power interval across the bins it covers, so the
-    series integrates exactly to the energy added (conservation is tested).
+    ``add(ch, t0, t1, rate)`` spreads ``rate × (t1 − t0)`` over the bins the interval covers, so
+    each channel integrates exactly to what was added (conservation is tested).
     """
 
-    def __init__(self, resolution_s: float = 1.0) -> None:
+    def __init__(self, resolution_s: float, channels: tuple[str, ...]) -> None:
         self.resolution_s = resolution_s
-        self.bins = np.zeros(1024)
-        self.total_j = 0.0
+        self.channels = {c: i for i, c in enumerate(channels)}
+        self.data = np.zeros((len(channels), 256))
+        self.totals = np.zeros(len(channels))
 
     def _grow(self, idx: int) -> None:
-        n = len(self.bins)
+        n = self.data.shape[1]
         while n <= idx:
             n *= 2
-        new = np.zeros(n)
-        new[: len(self.bins)] = self.bins
-        self.bins = new
+        new = np.zeros((self.data.shape[0], n))
+        new[:, : self.data.shape[1]] = self.data
+        self.data = new
 
-    def add(self, t0: float, t1: float, watts: float) -> None:
-        if t1 <= t0 or watts == 0.0:
+    def add(self, ch: str, t0: float, t1: float, rate: float) -> None:
+        if t1 <= t0 or rate == 0.0:
             return
+        row = self.channels[ch]
         res = self.resolution_s
         i0 = int(t0 // res)
         i1 = int(t1 // res)
-        if i1 >= len(self.bins):
+        if i1 >= self.data.shape[1]:
             self._grow(i1)
+        d = self.data[row]
+        self.totals[row] += rate * (t1 - t0)
         if i0 == i1:
-            e = watts * (t1 - t0)
-            self.bins[i0] += e
-            self.total_j += e
+            d[i0] += rate * (t1 - t0)
             return
-        self.bins[i0] += watts * ((i0 + 1) * res - t0)
+        d[i0] += rate * ((i0 + 1) * res - t0)
         if i1 > i0 + 1:
-            self.bins[i0 + 1: i1] += watts * res
-        self.bins[i1] += watts * (t1 - i1 * res)
-        self.total_j += watts * (t1 - t0)
+            d[i0 + 1: i1] += rate * res
+        d[i1] += rate * (t1 - i1 * res)
 
-    def series(self, end_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """(bin start times, mean watts per bin) up to ``end_s`` (last bin may be partial)."""
+    def total(self, ch: str) -> float:
+        return float(self.totals[self.channels[ch]])
+
+    def columns(self, end_s: float) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(bin start times, bin widths, {channel: per-bin sums}) up to ``end_s``."""
         n = max(1, math.ceil(end_s / self.resolution_s - 1e-12))
-        if n > len(self.bins):
+        if n > self.data.shape[1]:
             self._grow(n)
         t = np.arange(n) * self.resolution_s
         width = np.minimum(self.resolution_s, end_s - t)
         width[width <= 0] = self.resolution_s
-        return t, self.bins[:n] / width
+        return t, width, {c: self.data[i, :n].copy() for c, i in self.channels.items()}
+
+
+REPLICA_CHANNELS = ("energy_j", "busy_s", "idle_tool_s", "idle_empty_s", "capped_s")
 
 
 class Recorder:

@@ -48,12 +48,16 @@ def latency_cdf(calls: pd.DataFrame, sessions: pd.DataFrame, path: Path) -> Path
     return _save(fig, path)
 
 
-def power_over_time(power: pd.DataFrame, path: Path, title: str = "GPU power, whole fleet") -> Path:
+def power_over_time(power: pd.DataFrame, path: Path, title: str = "Fleet power") -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 3.5))
-    ax.plot(power["time_s"], power["gpu_power_w"] / 1e3, lw=0.9)
+    ax.plot(power["time_s"], power["gpu_power_w"] / 1e3, lw=0.9, label="GPUs")
+    if "facility_power_w" in power:
+        ax.plot(power["time_s"], power["it_power_w"] / 1e3, lw=0.9, label="IT (GPUs + hosts + network)")
+        ax.plot(power["time_s"], power["facility_power_w"] / 1e3, lw=0.9, label="facility (IT × PUE)")
+        ax.legend(fontsize=8)
     ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel("GPU power (kW)")
+    ax.set_ylabel("power (kW)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.set_ylim(bottom=0)

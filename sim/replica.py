@@ -1,42 +1,47 @@
 """One vLLM-like replica as a SimPy process: one event per engine step.
 
 The loop: sleep while there is no work; else ``batching.schedule`` → step time and watts from the
-profile → ``env.timeout(step)`` → ``batching.complete``. Energy is integrated as time advances:
-each step's joules go to the energy series and are shared among the step's requests by the
-tokens each processed; idle time is charged at idle power to the replica (not to a request).
+profile (stretched by a power cap if one binds) → ``env.timeout(step)`` → ``batching.complete``.
+Energy is integrated as time advances into per-bin channels (joules; busy, idle-waiting-for-tools
+and idle-empty seconds). A busy step's joules are shared among its requests by the tokens each
+processed. Idle time while sessions homed here wait on tools is "idle-tool": its joules are shared
+equally among those sessions (they hold the replica idle); other idle time is "idle-empty".
 """
 from __future__ import annotations
 
 import simpy
 
 from agentwatt.calibrate.profile import Profile
-from agentwatt.sim import latency, power
+from agentwatt.sim import power
 from agentwatt.sim.batching import ReplicaState, Request, complete, schedule
 from agentwatt.sim.kv import BlockManager
-from agentwatt.sim.metrics import EnergyBinner
+from agentwatt.sim.metrics import REPLICA_CHANNELS, TimeBins
 
 
 class Replica:
     def __init__(self, env: simpy.Environment, index: int, profile: Profile, *, num_blocks: int,
                  block_size: int, max_num_seqs: int, max_num_batched_tokens: int,
-                 prefix_caching: bool, binner: EnergyBinner | None) -> None:
+                 prefix_caching: bool, resolution_s: float, cap_w_per_gpu: float | None = None) -> None:
         self.env = env
         self.index = index
         self.profile = profile
         self.state = ReplicaState(kv=BlockManager(num_blocks, block_size, prefix_caching),
                                   max_num_seqs=max_num_seqs,
                                   max_num_batched_tokens=max_num_batched_tokens)
-        self.binner = binner
+        self.bins = TimeBins(resolution_s, REPLICA_CHANNELS)
+        self.cap_w_per_gpu = cap_w_per_gpu
         self.idle_w = power.idle_power_w(profile)
         self.busy_s = 0.0
         self.steps = 0
         self.busy_energy_j = 0.0
         self.idle_energy_j = 0.0
+        self.idle_tool_energy_j = 0.0
         self.prefill_tokens = 0
         self.decode_tokens = 0
         self.preemptions = 0
         self.peak_kv_blocks = 0
         self.kv_block_seconds = 0.0
+        self.tool_waiters: dict[int, list] = {}   # id(session state) -> [session state, tools waiting]
         self._wake: simpy.Event | None = None
         self._idle_since: float | None = 0.0
         env.process(self._loop())
@@ -50,27 +55,52 @@ class Replica:
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
-    def _charge_idle(self, t0: float, t1: float) -> None:
-        if self.idle_w is not None and t1 > t0:
-            self.idle_energy_j += self.idle_w * (t1 - t0)
-            if self.binner is not None:
-                self.binner.add(t0, t1, self.idle_w)
+    # ------------------------------------------------------------ idle accounting
+    def _close_idle(self, now: float) -> None:
+        """Charge the idle interval since ``_idle_since`` to tool-wait or empty, per current waiters."""
+        t0 = self._idle_since
+        if t0 is None or now <= t0:
+            return
+        waiters = self.tool_waiters
+        self.bins.add("idle_tool_s" if waiters else "idle_empty_s", t0, now, 1.0)
+        if self.idle_w is not None:
+            e = self.idle_w * (now - t0)
+            self.idle_energy_j += e
+            self.bins.add("energy_j", t0, now, self.idle_w)
+            if waiters:
+                self.idle_tool_energy_j += e
+                share = e / len(waiters)
+                for st, _ in waiters.values():
+                    st["idle_energy"] += share
+        self._idle_since = now
+
+    def tool_wait_begins(self, session_state: dict) -> None:
+        self._close_idle(self.env.now)
+        entry = self.tool_waiters.setdefault(id(session_state), [session_state, 0])
+        entry[1] += 1
+
+    def tool_wait_ends(self, session_state: dict) -> None:
+        self._close_idle(self.env.now)
+        entry = self.tool_waiters[id(session_state)]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self.tool_waiters[id(session_state)]
 
     def finish(self, t_end: float) -> None:
         """Close the books at the end of the run (idle tail)."""
-        if self._idle_since is not None:
-            self._charge_idle(self._idle_since, t_end)
-            self._idle_since = t_end
+        self._close_idle(t_end)
 
+    # ------------------------------------------------------------ the step loop
     def _loop(self):
         env, st, prof = self.env, self.state, self.profile
+        bins = self.bins
         while True:
             if not st.outstanding:
                 self._idle_since = env.now
                 self._wake = env.event()
                 yield self._wake
                 self._wake = None
-                self._charge_idle(self._idle_since, env.now)
+                self._close_idle(env.now)
                 self._idle_since = None
             plan = schedule(st)
             for r in plan.dropped:
@@ -78,8 +108,8 @@ class Replica:
             self.preemptions += plan.preempted
             if not plan.items:
                 continue
-            dt = latency.step_s(prof.latency, plan)
-            watts = power.step_power_w(prof, plan)
+            cost = power.step_cost(prof, plan, self.cap_w_per_gpu)
+            dt = cost.seconds
             t0 = env.now
             used = st.kv.num_used
             self.peak_kv_blocks = max(self.peak_kv_blocks, used)
@@ -89,11 +119,13 @@ class Replica:
             self.steps += 1
             self.prefill_tokens += plan.prefill_tokens
             self.decode_tokens += plan.decode_seqs
-            if watts is not None:
-                e = watts * dt
+            bins.add("busy_s", t0, t0 + dt, 1.0)
+            if cost.clock_fraction < 1.0:
+                bins.add("capped_s", t0, t0 + dt, 1.0)
+            if cost.watts is not None:
+                e = cost.watts * dt
                 self.busy_energy_j += e
-                if self.binner is not None:
-                    self.binner.add(t0, t0 + dt, watts)
+                bins.add("energy_j", t0, t0 + dt, cost.watts)
                 per_token = e / plan.tokens
                 for r, n in plan.items:
                     r.energy_j += per_token * n

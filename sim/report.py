@@ -102,27 +102,14 @@ def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: p
         "kv_mean_utilization": (sum(r.kv_block_seconds for r in replicas) / (n_rep * num_blocks * t_end)
                                 if t_end > 0 else None),
     }
-    if profile.power.available:
-        e_busy = sum(r.busy_energy_j for r in replicas)
-        e_idle = sum(r.idle_energy_j for r in replicas)
-        e = e_busy + e_idle
-        out.update({
-            "energy_available": True,
-            "gpu_energy_j": e,
-            "gpu_busy_energy_j": e_busy,
-            "gpu_idle_energy_j": e_idle,
-            "energy_per_session_j": float(fin_s["energy_j"].mean()) if len(fin_s) else None,
-            "energy_per_session_with_idle_j": e / ctx.sessions_finished if ctx.sessions_finished else None,
-            "energy_per_call_j": float(fin_c["energy_j"].mean()) if len(fin_c) else None,
-            "avg_power_w": e / t_end if t_end > 0 else None,
-            "peak_power_w": float(power["gpu_power_w"].max()) if power is not None and len(power) else None,
-            "power_resolution_s": scenario.run.power_resolution_s,
-        })
+    if profile.power.available and power is not None:
+        out.update(_energy_block(scenario, ctx, replicas, fin_c, fin_s, power, t_end))
     else:
         out.update({"energy_available": False, "energy_unavailable_reason": profile.power.reason,
                     **{k: None for k in ("gpu_energy_j", "gpu_busy_energy_j", "gpu_idle_energy_j",
                                          "energy_per_session_j", "energy_per_session_with_idle_j",
-                                         "energy_per_call_j", "avg_power_w", "peak_power_w")}})
+                                         "energy_per_call_j", "avg_power_w", "peak_power_w",
+                                         "facility_energy_j", "facility_avg_power_w", "facility_peak_power_w")}})
     out["by_agent"] = _by_agent(c, s)
     out["profile"] = {"name": profile.name, "source": profile.source, "device": profile.hardware.device_name,
                       "tp": profile.hardware.tp, "model": profile.model.name,
@@ -130,6 +117,58 @@ def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: p
     out["versions"] = {"agentwatt": agentwatt.__version__, "python": platform.python_version(),
                        "numpy": np.__version__, "pandas": pd.__version__, "simpy": _simpy_version()}
     return _clean(out)
+
+
+def _energy_block(scenario, ctx, replicas, fin_c, fin_s, fp, t_end: float) -> dict[str, Any]:
+    from agentwatt.sim import facility as F
+    res = scenario.run.power_resolution_s
+    e_busy = sum(r.busy_energy_j for r in replicas)
+    e_idle = sum(r.idle_energy_j for r in replicas)
+    e_idle_tool = sum(r.idle_tool_energy_j for r in replicas)
+    e = e_busy + e_idle
+    w = fp.width_s
+    host_j = float(np.sum(fp.host_w * w))
+    net_j = float(np.sum(fp.network_w * w))
+    fac_j = float(np.sum(fp.facility_w * w))
+    n_fin = ctx.sessions_finished
+    per_session = (fin_s["energy_j"] + fin_s["idle_energy_j"]) if len(fin_s) else None
+    gpus = len(replicas) * scenario_tp(replicas)
+    out = {
+        "energy_available": True,
+        "gpu_energy_j": e,
+        "gpu_busy_energy_j": e_busy,
+        "gpu_idle_energy_j": e_idle,
+        "gpu_idle_tool_energy_j": e_idle_tool,
+        "gpu_idle_empty_energy_j": e_idle - e_idle_tool,
+        "energy_per_session_j": float(per_session.mean()) if per_session is not None else None,
+        "energy_per_session_busy_j": float(fin_s["energy_j"].mean()) if len(fin_s) else None,
+        "energy_per_session_with_idle_j": e / n_fin if n_fin else None,
+        "energy_per_call_j": float(fin_c["energy_j"].mean()) if len(fin_c) else None,
+        "avg_power_w": e / t_end if t_end > 0 else None,
+        "peak_power_w": float(fp.gpu_w.max()),
+        "power_resolution_s": res,
+        "host_energy_j": host_j,
+        "network_energy_j": net_j,
+        "facility_energy_j": fac_j,
+        "facility_avg_power_w": fac_j / t_end if t_end > 0 else None,
+        "facility_peak_power_w": float(fp.facility_w.max()),
+        "facility_energy_per_session_j": fac_j / n_fin if n_fin else None,
+        "gpu_power": F.series_metrics(fp.time_s, fp.gpu_w, w, res),
+        "facility_power": F.series_metrics(fp.time_s, fp.facility_w, w, res),
+        "provisioning": F.provisioning(fp, scenario.facility, res),
+        "gpu_time_split": {"busy_s": float(fp.busy_s.sum()), "idle_tool_s": float(fp.idle_tool_s.sum()),
+                           "idle_empty_s": float(fp.idle_empty_s.sum())},
+    }
+    cc = F.carbon_and_cost(fp.facility_w * w, fp.time_s, scenario.facility)
+    if cc:
+        out["carbon_cost"] = {**cc, **({"per_session": {k: v / n_fin for k, v in cc.items()}} if n_fin else {})}
+    if scenario.facility.gpu_hour_usd is not None:
+        out.setdefault("carbon_cost", {})["gpu_cost_usd"] = scenario.facility.gpu_hour_usd * gpus * t_end / 3600
+    return out
+
+
+def scenario_tp(replicas) -> int:
+    return replicas[0].profile.hardware.tp if replicas else 1
 
 
 def _fit_dict(fit) -> dict | None:
@@ -156,7 +195,7 @@ def _by_agent(c: pd.DataFrame, s: pd.DataFrame) -> dict[str, Any]:
             "tool_calls_per_session": float(fin["n_tool_calls"].mean()) if len(fin) else None,
             "session_e2e_s": _pcts(fin["e2e_s"]),
             "ttft_s": _pcts(cg["ttft_s"]),
-            "energy_per_session_j": float(fin["energy_j"].mean()) if len(fin) else None,
+            "energy_per_session_j": float((fin["energy_j"] + fin["idle_energy_j"]).mean()) if len(fin) else None,
             "tool_time_share": float((fin["tool_time_s"] / fin["e2e_s"]).mean()) if len(fin) else None,
         }
     return out

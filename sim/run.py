@@ -36,9 +36,12 @@ class Results:
     power: pd.DataFrame | None
 
 
-def _controller(ctx: SessionContext, arrival_procs: list, deadline_s: float):
+def _controller(ctx: SessionContext, arrival_procs: list, arrivals_end_s: float, deadline_s: float):
+    """Run at least until arrivals end, then until no session is active or the deadline."""
     env = ctx.env
     yield env.all_of(arrival_procs) | env.timeout(deadline_s)
+    if env.now < arrivals_end_s:
+        yield env.timeout(arrivals_end_s - env.now)
     while ctx.active_sessions > 0 and env.now < deadline_s:
         ctx.idle_event = env.event()
         yield ctx.idle_event | env.timeout(deadline_s - env.now)
@@ -57,7 +60,7 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
     wall0 = time.perf_counter()
     profile = profile if profile is not None else load_profile(scenario.profile)
     env = simpy.Environment()
-    replicas, router, binner, num_blocks = build_fleet(env, scenario, profile)
+    replicas, router, num_blocks = build_fleet(env, scenario, profile)
     rec = Recorder()
     ctx = SessionContext(env, router, rec, scenario.engine.block_size_tokens, scenario.engine.prefix_caching,
                          energy_available=profile.power.available, kv_retention=scenario.engine.kv_retention,
@@ -76,25 +79,37 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
     deadline = scenario.run.duration_s + scenario.run.drain_timeout_s
     if progress:
         env.process(_progress(env, deadline, max(1.0, deadline / 200)))
-    env.run(until=env.process(_controller(ctx, procs, deadline)))
+    open_loop = any(wc.trace is not None or wc.arrival != "closed" for wc in scenario.workload)
+    env.run(until=env.process(_controller(ctx, procs, end_s if open_loop else 0.0, deadline)))
     t_end = env.now
     for r in replicas:
         r.finish(t_end)
-    _check_invariants(scenario, ctx, replicas, binner)
+    _check_invariants(scenario, ctx, replicas)
 
+    from agentwatt.sim.facility import fleet_power
     from agentwatt.sim.report import summarize
     calls = pd.DataFrame(rec.calls)
     sessions = pd.DataFrame(rec.sessions)
-    power = None
-    if binner is not None:
-        t, w = binner.series(t_end)
-        power = pd.DataFrame({"time_s": t, "gpu_power_w": w})
-    summary = summarize(scenario, profile, ctx, replicas, calls, sessions, power, t_end, num_blocks)
+    fp = None
+    if profile.power.available:
+        fp = fleet_power([r.bins for r in replicas], profile.hardware.tp, profile.power.idle_w,
+                         scenario.facility, t_end)
+        _check_facility_energy(scenario, replicas, fp)
+    summary = summarize(scenario, profile, ctx, replicas, calls, sessions, fp, t_end, num_blocks)
+    power = fp.frame() if fp is not None else None
     summary["wall_time_s"] = round(time.perf_counter() - wall0, 3)
     return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power)
 
 
-def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas, binner) -> None:
+def _check_facility_energy(scenario: Scenario, replicas, fp) -> None:
+    seed = scenario.run.seed
+    gpu_j = float(np.sum(fp.gpu_w * fp.width_s))
+    counted = sum(r.busy_energy_j + r.idle_energy_j for r in replicas)
+    if not math.isclose(gpu_j, counted, rel_tol=1e-9, abs_tol=1e-6):
+        raise InvariantViolation(f"bug (seed {seed}): power series integrates to {gpu_j} J, replicas counted {counted} J")
+
+
+def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas) -> None:
     """Cheap end-of-run checks; a failure is a simulator bug, reported with the seed."""
     seed = scenario.run.seed
     in_flight = sum(r.outstanding for r in replicas)
@@ -104,11 +119,11 @@ def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas, binner)
             f"+ dropped {ctx.calls_dropped} + in flight {in_flight}")
     if ctx.sessions_arrived != ctx.sessions_finished + ctx.sessions_dropped + ctx.active_sessions:
         raise InvariantViolation(f"bug (seed {seed}): sessions do not add up")
-    if binner is not None:
-        total = sum(r.busy_energy_j + r.idle_energy_j for r in replicas)
-        if not math.isclose(binner.total_j, total, rel_tol=1e-9, abs_tol=1e-6):
-            raise InvariantViolation(f"bug (seed {seed}): power series integrates to {binner.total_j} J, "
-                                     f"replicas counted {total} J")
+    for r in replicas:
+        e = r.bins.total("energy_j")
+        if r.idle_w is not None and not math.isclose(e, r.busy_energy_j + r.idle_energy_j, rel_tol=1e-9, abs_tol=1e-6):
+            raise InvariantViolation(f"bug (seed {seed}): replica {r.index} energy bins {e} J != counted "
+                                     f"{r.busy_energy_j + r.idle_energy_j} J")
     for r in replicas:
         try:
             r.state.kv.check()

@@ -48,6 +48,24 @@ class EngineConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FacilityConfig:
+    """Servers, racks, host power, PUE, caps, carbon and cost (see sim/facility.py for sources)."""
+
+    server: str = "dgx-a100"
+    servers_per_rack: int = 4          # [I] power.md §8: 600 kW row / 23 racks by TDP = 26 kW = 4 × 6.5 kW DGX A100
+    row_power_limit_w: float = 600_000.0   # power.md §8: powertrace-sim's facility study row limit
+    pue: float | tuple[float, ...] = 1.1   # Google fleet 2023 (power.md §5.2 [P]); 1.58 = industry average
+    network_w_per_rack: float = 0.0    # not modelled unless set: no published figure in our references
+    host_dynamic_fraction: float = 0.3  # host W per GPU W above idle (power.md §5.5: 0.2–0.4 from Google's 0.43 ratio)
+    gpu_cap_w: float | None = None
+    server_cap_w: float | None = None
+    rack_cap_w: float | None = None
+    carbon_g_per_kwh: float | tuple[float, ...] | None = None   # your grid's; constant or 24 hourly values
+    price_usd_per_kwh: float | tuple[float, ...] | None = None
+    gpu_hour_usd: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class RouterConfig:
     policy: str = "least_loaded"
     session_affinity: bool = True
@@ -87,6 +105,7 @@ class Scenario:
     fleet: FleetConfig = field(default_factory=FleetConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     router: RouterConfig = field(default_factory=RouterConfig)
+    facility: FacilityConfig = field(default_factory=FacilityConfig)
     workload: tuple[WorkloadClass, ...] = ()
     source: str = "<built-in>"
 
@@ -213,7 +232,8 @@ def _table(data: dict, key: str, where: str) -> dict:
 
 
 def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | None = None) -> Scenario:
-    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "workload"}, where, "top level")
+    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload"}, where,
+                "top level")
     name = _str(data, "name", "scenario", where, "top level")
     profile = _str(data, "profile", Scenario.profile, where, "top level")
     if base_dir is not None and (profile.endswith(".json") or "/" in profile):
@@ -256,6 +276,8 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
     router = RouterConfig(policy=_str(t, "policy", "least_loaded", where, "router", choices=tuple(ROUTERS)),
                           session_affinity=_bool(t, "session_affinity", True, where, "router"))
 
+    facility = _facility(_table(data, "facility", where), where)
+
     wl = data.get("workload")
     if wl is None or (isinstance(wl, list) and not wl):
         raise InputError(f"{where}: [[workload]] missing: expected at least one workload class")
@@ -263,7 +285,38 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
         raise InputError(f"{where}: workload: expected an array of tables [[workload]]")
     classes = tuple(_workload(w, i, where, base_dir) for i, w in enumerate(wl))
     return Scenario(name=name, profile=profile, run=run, fleet=fleet, engine=engine, router=router,
-                    workload=classes, source=where)
+                    facility=facility, workload=classes, source=where)
+
+
+def _num_or_hourly(t: dict, key: str, default, where: str, lo: float, hi: float):
+    if key not in t:
+        return default
+    v = t[key]
+    if isinstance(v, list):
+        if len(v) != 24:
+            raise InputError(f"{where}: [facility] {key}: {len(v)} values: expected one number or 24 hourly values")
+        return tuple(_num({"v": x}, "v", None, where, f"facility] [{key}", lo=lo, hi=hi) for x in v)
+    return _num(t, key, default, where, "facility", lo=lo, hi=hi)
+
+
+def _facility(t: dict, where: str) -> FacilityConfig:
+    from agentwatt.sim.facility import SERVER_SPECS
+    d = FacilityConfig()
+    _check_keys(t, set(d.__dataclass_fields__), where, "facility")
+    return FacilityConfig(
+        server=_str(t, "server", d.server, where, "facility", choices=tuple(sorted(SERVER_SPECS))),
+        servers_per_rack=_num(t, "servers_per_rack", d.servers_per_rack, where, "facility", integer=True, lo=1, hi=10_000),
+        row_power_limit_w=_num(t, "row_power_limit_w", d.row_power_limit_w, where, "facility", lo=0, lo_open=True, hi=1e12),
+        pue=_num_or_hourly(t, "pue", d.pue, where, lo=1.0, hi=5.0),
+        network_w_per_rack=_num(t, "network_w_per_rack", d.network_w_per_rack, where, "facility", lo=0, hi=1e7),
+        host_dynamic_fraction=_num(t, "host_dynamic_fraction", d.host_dynamic_fraction, where, "facility", lo=0, hi=10),
+        gpu_cap_w=_num(t, "gpu_cap_w", None, where, "facility", lo=0, lo_open=True, hi=1e5),
+        server_cap_w=_num(t, "server_cap_w", None, where, "facility", lo=0, lo_open=True, hi=1e7),
+        rack_cap_w=_num(t, "rack_cap_w", None, where, "facility", lo=0, lo_open=True, hi=1e9),
+        carbon_g_per_kwh=_num_or_hourly(t, "carbon_g_per_kwh", None, where, lo=0.0, hi=1e5),
+        price_usd_per_kwh=_num_or_hourly(t, "price_usd_per_kwh", None, where, lo=0.0, hi=1e4),
+        gpu_hour_usd=_num(t, "gpu_hour_usd", None, where, "facility", lo=0, hi=1e6),
+    )
 
 
 _WORKLOAD_KEYS = {"agent", "mix", "knobs", "arrival", "rate_per_s", "arrival_params", "concurrency", "sessions",

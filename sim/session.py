@@ -44,6 +44,7 @@ def run_session(ctx: SessionContext, session: Session):
     ctx.sessions_arrived += 1
     ctx.active_sessions += 1
     state = {"dropped": False, "energy": 0.0, "prompt": 0, "output": 0, "tool_s": 0.0, "pins": [],
+             "idle_energy": 0.0, "last_replica": None,
              "last_llm": max(n.id for n in session.nodes if isinstance(n, LLMCall))}
     done: list[simpy.Process] = []
     for node in session.nodes:
@@ -62,7 +63,8 @@ def run_session(ctx: SessionContext, session: Session):
                     finish_s=env.now if not state["dropped"] else float("nan"),
                     n_llm_calls=len(session.llm_calls), n_tool_calls=len(session.tool_calls),
                     tool_time_s=state["tool_s"], prompt_tokens=state["prompt"],
-                    output_tokens=state["output"], energy_j=state["energy"], status=status)
+                    output_tokens=state["output"], energy_j=state["energy"],
+                    idle_energy_j=state["idle_energy"] if ctx.energy_available else float("nan"), status=status)
     if state["dropped"]:
         ctx.sessions_dropped += 1
     else:
@@ -78,7 +80,12 @@ def _tool(env: simpy.Environment, latency_s: float, deps: list, state: dict):
     if state["dropped"]:
         return
     state["tool_s"] += latency_s
+    replica = state["last_replica"]   # the replica holding this session's context
+    if replica is not None:
+        replica.tool_wait_begins(state)
     yield env.timeout(latency_s)
+    if replica is not None:
+        replica.tool_wait_ends(state)
 
 
 def _hand_over_pins(state: dict, req: Request, replica) -> None:
@@ -115,6 +122,7 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
     _hand_over_pins(state, req, replica)
     req.retain = ctx.kv_retention != "drop" and call.id < state["last_llm"]
     replica.submit(req)
+    state["last_replica"] = replica
     yield req.done
     if req.pin_id is not None:
         state["pins"].append((replica, req.pin_id))

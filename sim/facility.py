@@ -1,0 +1,205 @@
+"""From GPU watts to facility watts: servers, racks, rows, host power, PUE, caps, carbon, cost.
+
+Pure functions over the per-replica time bins a run produced (no SimPy). The hierarchy is
+datacenter → rows → racks → servers → GPUs → replicas: replica i occupies GPUs
+[i·tp, (i+1)·tp) in order, ``gpus_per_server`` GPUs to a server, ``servers_per_rack`` servers to a
+rack. A tensor-parallel replica never spans servers (checked when the scenario is read).
+
+Host power per server (CPUs, memory, NICs, NVSwitch, fans, PSU loss) follows power.md §5.5's
+fleet equation: ``P_host = P_host_idle + α·Σ_gpus (P_gpu − P_gpu_idle)``, α = ``host_dynamic_fraction``
+(0.3, the middle of the 0.2–0.4 power.md derives from Google's measured host ≈ 0.43 × accelerator
+energy). A server only partly filled by the fleet (the last one) draws host idle in proportion to
+the GPUs it holds, like a cloud VM slice (the paper's a2-highgpu-1g is 1 of 8 A100s of a host).
+Facility power = PUE × (GPU + host + network). Fan et al.'s curve (power.md §5.4) needs CPU
+utilisation, which the simulator does not model, so it is not used.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from agentwatt.errors import InputError
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSpec:
+    name: str
+    gpus: int
+    nameplate_w: float     # rated maximum of the whole server
+    gpu_tdp_w: float
+    host_idle_w: float     # non-GPU power with the server idle
+    sources: str
+
+
+SERVER_SPECS = {
+    # DGX A100: 6.5 kW rated (power.md §5.1 [S/P]).
+    # Idle: SplitwiseSim's 1.5 kW server idle (power.md §5.1 [P]) minus 8 × 63 W GPU idle → 996 W host [I].
+    "dgx-a100": ServerSpec(name="dgx-a100", gpus=8, nameplate_w=6500.0, gpu_tdp_w=400.0,
+                           host_idle_w=1500.0 - 8 * 63.0,
+                           sources="DGX A100 6.5 kW (power.md §5.1); SplitwiseSim server idle 1.5 kW, GPU idle 63 W"),
+    # DGX H100/H200: 10.2 kW rated (power.md §5.1 [P]).
+    # Idle: SplitwiseSim's 2.8 kW minus 8 × 75 W GPU idle → 2.2 kW host [I].
+    "dgx-h100": ServerSpec(name="dgx-h100", gpus=8, nameplate_w=10200.0, gpu_tdp_w=700.0,
+                           host_idle_w=2800.0 - 8 * 75.0,
+                           sources="DGX H100 10.2 kW (power.md §5.1); SplitwiseSim server idle 2.8 kW, GPU idle 75 W"),
+    # DGX B200: 14.3 kW rated (power.md §5.1 [P]). No published
+    # idle figure in our references: SplitwiseSim's 2.8 kW for non-A100 servers, less 8 × 75 W [I, estimate].
+    "dgx-b200": ServerSpec(name="dgx-b200", gpus=8, nameplate_w=14300.0, gpu_tdp_w=1000.0,
+                           host_idle_w=2800.0 - 8 * 75.0,
+                           sources="DGX B200 14.3 kW (power.md §5.1); idle borrowed from SplitwiseSim's non-A100 value"),
+}
+
+
+def server_spec(name: str) -> ServerSpec:
+    spec = SERVER_SPECS.get(name)
+    if spec is None:
+        raise InputError(f"[facility] server = {name!r}: expected one of {', '.join(sorted(SERVER_SPECS))}")
+    return spec
+
+
+def host_power_w(gpu_w: np.ndarray, n_gpus: int, gpu_idle_w: float, spec: ServerSpec, alpha: float) -> np.ndarray:
+    """Host watts of a server holding ``n_gpus`` GPUs that draw ``gpu_w`` together (see module doc)."""
+    return spec.host_idle_w * n_gpus / spec.gpus + alpha * np.maximum(gpu_w - n_gpus * gpu_idle_w, 0.0)
+
+
+def pue_at(pue: float | tuple[float, ...], t_s: np.ndarray) -> np.ndarray:
+    """PUE per bin: a constant, or 24 hourly values repeated daily (t = 0 is midnight)."""
+    if isinstance(pue, (int, float)):
+        return np.full(len(t_s), float(pue))
+    hours = (np.asarray(t_s) // 3600).astype(int) % 24
+    return np.asarray(pue, dtype=float)[hours]
+
+
+@dataclass
+class FleetPower:
+    """Per-bin power of the fleet, and the same per server and per rack (W)."""
+
+    time_s: np.ndarray
+    width_s: np.ndarray
+    gpu_w: np.ndarray
+    host_w: np.ndarray
+    network_w: np.ndarray
+    pue: np.ndarray
+    server_it_w: np.ndarray     # shape (servers, bins)
+    rack_it_w: np.ndarray       # shape (racks, bins)
+    gpus: int
+    busy_s: np.ndarray
+    idle_tool_s: np.ndarray
+    idle_empty_s: np.ndarray
+    capped_s: np.ndarray
+
+    @property
+    def it_w(self) -> np.ndarray:
+        return self.gpu_w + self.host_w + self.network_w
+
+    @property
+    def facility_w(self) -> np.ndarray:
+        return self.pue * self.it_w
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"time_s": self.time_s, "gpu_power_w": self.gpu_w, "host_power_w": self.host_w,
+                             "network_power_w": self.network_w, "it_power_w": self.it_w, "pue": self.pue,
+                             "facility_power_w": self.facility_w, "busy_gpu_s": self.busy_s,
+                             "idle_tool_gpu_s": self.idle_tool_s, "idle_empty_gpu_s": self.idle_empty_s})
+
+
+def fleet_power(replica_bins: list, tp: int, gpu_idle_w: float | None, fac, end_s: float) -> FleetPower:
+    """Aggregate per-replica bins into servers, racks and the site (see module docstring)."""
+    spec = server_spec(fac.server)
+    per_server = spec.gpus // tp                      # replicas per server
+    n_servers = math.ceil(len(replica_bins) / per_server)
+    n_racks = math.ceil(n_servers / fac.servers_per_rack)
+    t, width, _ = replica_bins[0].columns(end_s)
+    n = len(t)
+    server_gpu_w = np.zeros((n_servers, n))
+    tot = {c: np.zeros(n) for c in ("busy_s", "idle_tool_s", "idle_empty_s", "capped_s")}
+    for i, b in enumerate(replica_bins):
+        _, _, cols = b.columns(end_s)
+        srv = i // per_server
+        server_gpu_w[srv] += cols["energy_j"] / width
+        for c in tot:
+            tot[c] += cols[c] * tp
+    gpus_in_server = np.array([min(spec.gpus, (len(replica_bins) - s * per_server) * tp) for s in range(n_servers)])
+    server_host_w = np.stack([host_power_w(server_gpu_w[k], int(gpus_in_server[k]), gpu_idle_w, spec,
+                                           fac.host_dynamic_fraction) for k in range(n_servers)])
+    server_it = server_gpu_w + server_host_w
+    rack_it = np.zeros((n_racks, n))
+    for s in range(n_servers):
+        rack_it[s // fac.servers_per_rack] += server_it[s]
+    network = np.full(n, fac.network_w_per_rack * n_racks)
+    rack_it += fac.network_w_per_rack
+    return FleetPower(time_s=t, width_s=width, gpu_w=server_gpu_w.sum(0), host_w=server_host_w.sum(0),
+                      network_w=network, pue=pue_at(fac.pue, t), server_it_w=server_it, rack_it_w=rack_it,
+                      gpus=len(replica_bins) * tp, **tot)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def _resample_mean(t: np.ndarray, w: np.ndarray, width: np.ndarray, window_s: float) -> np.ndarray:
+    """Time-weighted means of a binned series over consecutive windows of ``window_s``."""
+    idx = (t // window_s).astype(int)
+    e = np.bincount(idx, weights=w * width)
+    d = np.bincount(idx, weights=width)
+    return e / np.where(d > 0, d, 1)
+
+
+def series_metrics(t: np.ndarray, w: np.ndarray, width: np.ndarray, resolution_s: float) -> dict:
+    """Utility-style metrics of a power series (W): peak, P95 peak, mean, peak-to-average, load
+    factor, largest 15-minute ramp, annual MWh at this mean (power.md §8)."""
+    x = _resample_mean(t, w, width, resolution_s) if resolution_s > 0 else w
+    mean = float(np.sum(w * width) / np.sum(width))
+    peak = float(x.max())
+    q15 = _resample_mean(t, w, width, 900.0)
+    ramp = float(np.abs(np.diff(q15)).max()) if len(q15) > 1 else None
+    return {"resolution_s": resolution_s, "peak_w": peak, "p95_w": float(np.percentile(x, 95)), "mean_w": mean,
+            "peak_to_average": peak / mean if mean > 0 else None, "load_factor": mean / peak if peak > 0 else None,
+            "ramp_15min_w": ramp, "annual_mwh_at_mean": mean * 8760 / 1e6}
+
+
+def provisioning(fp: FleetPower, fac, resolution_s: float) -> dict:
+    """Nameplate (TDP) sizing against simulated sizing, per rack and per row (P95 risk rule)."""
+    spec = server_spec(fac.server)
+    n_servers, n_racks = fp.server_it_w.shape[0], fp.rack_it_w.shape[0]
+    nameplate_it = fp.gpus / spec.gpus * spec.nameplate_w + n_racks * fac.network_w_per_rack
+    it = series_metrics(fp.time_s, fp.it_w, fp.width_s, resolution_s)
+    rack_p95 = [float(np.percentile(_resample_mean(fp.time_s, r, fp.width_s, resolution_s), 95))
+                for r in fp.rack_it_w]
+    rack_nameplate = fac.servers_per_rack * spec.nameplate_w + fac.network_w_per_rack
+    per_rack_gpus = fac.servers_per_rack * spec.gpus
+    gpus_in = [min(per_rack_gpus, fp.gpus - k * per_rack_gpus) for k in range(n_racks)]
+    # a full rack's simulated P95, scaled from each rack by the GPUs it holds; the worst rack rules
+    full_rack_p95 = max(p * per_rack_gpus / g for p, g in zip(rack_p95, gpus_in))
+    row = fac.row_power_limit_w
+    return {
+        "servers": n_servers, "racks": n_racks, "server": spec.name,
+        "nameplate_it_w": nameplate_it, "nameplate_facility_w": nameplate_it * float(np.max(fp.pue)),
+        "simulated_it_p95_w": it["p95_w"], "simulated_it_peak_w": it["peak_w"],
+        "simulated_p95_over_nameplate": it["p95_w"] / nameplate_it,
+        "rack_nameplate_w": rack_nameplate, "rack_simulated_p95_w": full_rack_p95,
+        "row_power_limit_w": row,
+        "racks_per_row_by_nameplate": int(row // rack_nameplate),
+        "racks_per_row_by_simulated_p95": int(row // full_rack_p95) if full_rack_p95 > 0 else None,
+        "cap_binding_share_of_busy_time": (float(fp.capped_s.sum() / fp.busy_s.sum()) if fp.busy_s.sum() > 0 else None),
+    }
+
+
+def paper_formula_power_w(wh_per_query: float, queries_per_day: float) -> float:
+    """The paper's datacenter projection: P = (Wh/query) × (queries/day) / 24 h (paper.md §2.10 [Q]).
+    GPU only, PUE 1, no batching, no idle, no host."""
+    return wh_per_query * queries_per_day / 24.0
+
+
+def carbon_and_cost(energy_j_series: np.ndarray, t: np.ndarray, fac) -> dict:
+    """gCO2e and $ for facility joules per bin, with a constant or hourly carbon intensity/price."""
+    out: dict = {}
+    kwh = energy_j_series / 3.6e6
+    if fac.carbon_g_per_kwh is not None:
+        ci = pue_at(fac.carbon_g_per_kwh, t)
+        out["carbon_g"] = float(np.sum(kwh * ci))
+    if fac.price_usd_per_kwh is not None:
+        out["energy_cost_usd"] = float(np.sum(kwh * pue_at(fac.price_usd_per_kwh, t)))
+    return out

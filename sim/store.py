@@ -1,0 +1,137 @@
+"""The resumable result store of a sweep: one small JSON file per finished point × seed.
+
+    DIR/points/<key>.json    one finished run: {key, point, params, seed, scenario, summary}
+    DIR/sweep.parquet        one row per point × seed, rebuilt from the point files
+
+A point file is written atomically (temp file + rename) as soon as its run finishes, so an
+interrupted sweep keeps every finished run and a rerun skips them. The key hashes the scenario
+file's bytes, the overrides and the seed: editing the scenario starts fresh points instead of
+reusing stale ones (editing the simulator does not: delete ``DIR/points`` after upgrading).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from agentwatt.errors import InputError
+from agentwatt.io import atomic_write, atomic_write_json
+
+FORMAT = 1
+POINTS_DIR = "points"
+
+
+def _digest(obj: Any, n: int = 20) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def point_id(scenario_sha256: str, params: dict[str, Any]) -> str:
+    """Identifies a grid point (scenario + overrides), the same for every seed."""
+    return _digest({"scenario": scenario_sha256, "params": params}, 12)
+
+
+def point_key(scenario_sha256: str, params: dict[str, Any], seed: int) -> str:
+    """Identifies one run: a grid point with one seed; also its file name."""
+    return _digest({"scenario": scenario_sha256, "params": params, "seed": seed})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """One run to do, as plain data: what a worker needs to reproduce it anywhere."""
+
+    scenario: str | None          # scenario path (None: the built-in default scenario)
+    scenario_sha256: str
+    params: dict[str, Any]        # dotted-key overrides, e.g. {"fleet.replicas": 8}
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return point_key(self.scenario_sha256, self.params, self.seed)
+
+    @property
+    def point(self) -> str:
+        return point_id(self.scenario_sha256, self.params)
+
+
+def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalars of a nested summary under dotted names (``by_agent.react-hotpotqa.session_e2e_s.p99``).
+    Lists (provenance notes, references) are left out: they are not metrics."""
+    out: dict[str, Any] = {}
+    for k, v in summary.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, name + "."))
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            out[name] = v
+    return out
+
+
+class ResultStore:
+    """Finished runs of a sweep under ``root``; safe to read while a sweep is writing."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.points_dir = self.root / POINTS_DIR
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(f"{self.root}: not a folder: expected a folder for sweep results")
+
+    def path(self, key: str) -> Path:
+        return self.points_dir / f"{key}.json"
+
+    def has(self, spec: RunSpec) -> bool:
+        return self.path(spec.key).exists()
+
+    def put(self, spec: RunSpec, summary: dict[str, Any]) -> Path:
+        record = {"format": FORMAT, "key": spec.key, "point": spec.point, "params": spec.params,
+                  "seed": spec.seed, "scenario": spec.scenario, "scenario_sha256": spec.scenario_sha256,
+                  "summary": summary}
+        return atomic_write_json(self.path(spec.key), record)
+
+    def get(self, spec: RunSpec) -> dict[str, Any] | None:
+        """The stored record of ``spec``, or None if it has not finished."""
+        p = self.path(spec.key)
+        try:
+            record = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InputError(f"{p}: unreadable point file ({e}): expected JSON written by agentwatt sweep; "
+                             f"delete it to rerun that point") from None
+        if record.get("key") != spec.key or record.get("format") != FORMAT:
+            raise InputError(f"{p}: holds another run (key {record.get('key')!r}, format "
+                             f"{record.get('format')!r}): expected key {spec.key}, format {FORMAT}")
+        return record
+
+    def table(self, specs: Iterable[RunSpec]) -> pd.DataFrame:
+        """One row per finished spec, in the order given; specs not finished are left out."""
+        unique = {s.key: s for s in specs}
+        rows = [record_row(r) for r in (self.get(s) for s in unique.values()) if r is not None]
+        return rows_to_frame(rows)
+
+
+def record_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A table row: identity and ``param.*`` columns first, then every scalar summary metric."""
+    row: dict[str, Any] = {"point": record["point"], "seed": record["seed"], "key": record["key"]}
+    row.update({f"param.{k}": v for k, v in record["params"].items()})
+    for k, v in flatten(record["summary"]).items():
+        row.setdefault(k, v)
+    return row
+
+
+def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for col in df.columns:
+        if df[col].dtype == object:
+            kinds = {type(v) for v in df[col] if v is not None and v == v}
+            if len(kinds) > 1:       # e.g. a parameter swept over 1 and "auto": Parquet needs one type
+                df[col] = df[col].map(lambda v: None if v is None else str(v))
+    return df
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
+    return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
