@@ -247,3 +247,65 @@ def complete(state: ReplicaState, plan: StepPlan, now: float) -> list[Request]:
                 kv.release(r.blocks)
             r.blocks = []
     return finished
+
+
+# --------------------------------------------------------------------------- multi-step decode
+def decode_run_length(state: ReplicaState, plan: StepPlan) -> int:
+    """How many identical decode steps can run back to back from ``plan`` (≥ 1).
+
+    The batch keeps its members while nobody waits, nobody is prefilling, nobody finishes and the
+    KV blocks the steps need are free now: then k steps can be advanced in one event. ``plan`` has
+    already allocated what its first step needs.
+    """
+    if state.waiting or plan.prefill_tokens or not plan.decode_seqs or plan.dropped or plan.preempted:
+        return 1
+    kv = state.kv
+    k = min(r.output_len - r.num_generated for r, _ in plan.items)
+    if k <= 1:
+        return 1
+    need = sum(kv.blocks_for(r.num_computed + k) - len(r.blocks) for r, _ in plan.items)
+    while need > kv.num_free and k > 1:   # shrink until the blocks fit (rare)
+        k = max(1, k // 2)
+        need = sum(kv.blocks_for(r.num_computed + k) - len(r.blocks) for r, _ in plan.items)
+    return k
+
+
+def decode_block_times(c0: float, c_seq: float, c_ctx: float, batch: int, ctx0: int, k: int) -> list[float]:
+    """End times (from the block's start) of k decode steps whose context grows by ``batch`` per step."""
+    ends = []
+    t = 0.0
+    for j in range(k):
+        t += c0 + c_seq * batch + c_ctx * (ctx0 + j * batch)
+        ends.append(t)
+    return ends
+
+
+def advance_decode(state: ReplicaState, plan: StepPlan, k: int, now: float) -> list[Request]:
+    """Apply k decode steps of ``plan`` at once (the result of k ``complete`` calls on an unchanged
+    batch, up to which free blocks each request got). Returns the requests that finished."""
+    kv = state.kv
+    bs = kv.block_size
+    finished: list[Request] = []
+    for r, _ in plan.items:
+        extra = kv.blocks_for(r.num_computed + k) - len(r.blocks)
+        if extra > 0:
+            r.blocks.extend(kv.allocate(extra))
+        r.num_computed += k
+        r.num_generated += k
+        full = r.num_computed // bs
+        if full > r.n_registered:
+            kv.register(r.blocks, r.hashes, r.n_registered, full)
+            r.n_registered = full
+        if r.num_generated >= r.output_len:
+            r.finish_s = now
+            finished.append(r)
+    if finished:
+        done = set(id(r) for r in finished)
+        state.running = [r for r in state.running if id(r) not in done]
+        for r in finished:
+            if r.retain:
+                r.pin_id = pin(state, r.blocks)
+            else:
+                kv.release(r.blocks)
+            r.blocks = []
+    return finished

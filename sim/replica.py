@@ -13,7 +13,10 @@ import simpy
 
 from agentwatt.calibrate.profile import Profile
 from agentwatt.sim import power
-from agentwatt.sim.batching import ReplicaState, Request, complete, schedule
+from bisect import bisect_left
+
+from agentwatt.sim.batching import (ReplicaState, Request, advance_decode, complete, decode_block_times,
+                                    decode_run_length, schedule)
 from agentwatt.sim.kv import BlockManager
 from agentwatt.sim.metrics import REPLICA_CHANNELS, TimeBins
 
@@ -21,7 +24,8 @@ from agentwatt.sim.metrics import REPLICA_CHANNELS, TimeBins
 class Replica:
     def __init__(self, env: simpy.Environment, index: int, profile: Profile, *, num_blocks: int,
                  block_size: int, max_num_seqs: int, max_num_batched_tokens: int,
-                 prefix_caching: bool, resolution_s: float, cap_w_per_gpu: float | None = None) -> None:
+                 prefix_caching: bool, resolution_s: float, cap_w_per_gpu: float | None = None,
+                 step_skipping: bool = True) -> None:
         self.env = env
         self.index = index
         self.profile = profile
@@ -30,6 +34,8 @@ class Replica:
                                   max_num_batched_tokens=max_num_batched_tokens)
         self.bins = TimeBins(resolution_s, REPLICA_CHANNELS)
         self.cap_w_per_gpu = cap_w_per_gpu
+        self.step_skipping = step_skipping
+        self.events = 0
         self.idle_w = power.idle_power_w(profile)
         self.busy_s = 0.0
         self.steps = 0
@@ -91,6 +97,43 @@ class Replica:
         self._close_idle(t_end)
 
     # ------------------------------------------------------------ the step loop
+    def _decode_block(self, plan, k: int, cost):
+        """k decode steps of an unchanged batch in one event; a new arrival cuts the block short
+        at the end of the step in progress (the engine would admit it at that step boundary)."""
+        env, st, lat = self.env, self.state, self.profile.latency
+        b = plan.decode_seqs
+        ends = decode_block_times(lat.overhead_s, lat.decode_seq_s, lat.decode_ctx_s, b, plan.decode_ctx, k)
+        t0 = env.now
+        used0 = st.kv.num_used
+        self._wake = env.event()
+        yield env.timeout(ends[-1]) | self._wake
+        self._wake = None
+        elapsed = env.now - t0
+        if elapsed < ends[-1]:
+            k = bisect_left(ends, elapsed) + 1      # the step in progress completes
+            if ends[k - 1] > elapsed:
+                yield env.timeout(ends[k - 1] - elapsed)
+        dt = ends[k - 1]
+        self.busy_s += dt
+        self.steps += k
+        self.decode_tokens += b * k
+        self.bins.add("busy_s", t0, t0 + dt, 1.0)
+        if cost.clock_fraction < 1.0:
+            self.bins.add("capped_s", t0, t0 + dt, 1.0)
+        if cost.watts is not None:
+            e = cost.watts * dt
+            self.busy_energy_j += e
+            self.bins.add("energy_j", t0, t0 + dt, cost.watts)
+            share = e / b
+            for r, _ in plan.items:
+                r.energy_j += share
+        finished = advance_decode(st, plan, k, env.now)
+        used1 = st.kv.num_used + sum(len(r.blocks) for r in finished)  # before finished ones freed
+        self.peak_kv_blocks = max(self.peak_kv_blocks, used1)
+        self.kv_block_seconds += 0.5 * (used0 + used1) * dt
+        for r in finished:
+            r.done.succeed(r)
+
     def _loop(self):
         env, st, prof = self.env, self.state, self.profile
         bins = self.bins
@@ -109,6 +152,12 @@ class Replica:
             if not plan.items:
                 continue
             cost = power.step_cost(prof, plan, self.cap_w_per_gpu)
+            self.events += 1
+            if self.step_skipping:
+                k = decode_run_length(st, plan)
+                if k > 1:
+                    yield from self._decode_block(plan, k, cost)
+                    continue
             dt = cost.seconds
             t0 = env.now
             used = st.kv.num_used

@@ -88,6 +88,7 @@ def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: p
         "session_e2e_s": _pcts(fin_s["e2e_s"]) if len(fin_s) else _pcts([]),
         "gpu_utilization": busy / (n_rep * t_end) if t_end > 0 else None,
         "steps": sum(r.steps for r in replicas),
+        "step_events": sum(r.events for r in replicas),
         "prefill_tokens_computed": sum(r.prefill_tokens for r in replicas),
         "decode_tokens": sum(r.decode_tokens for r in replicas),
         "prompt_tokens": int(fin_c["prompt_tokens"].sum()) if len(fin_c) else 0,

@@ -45,6 +45,8 @@ class EngineConfig:
     # (dropped first under memory pressure), "ttl" pins it for at most kv_retention_ttl_s.
     kv_retention: str = "drop"
     kv_retention_ttl_s: float = 0.0
+    # advance k identical decode steps in one event (same result, fewer events); off = one per step
+    step_skipping: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,6 +268,7 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
         kv_capacity_tokens=_num(t, "kv_capacity_tokens", None, where, "engine", integer=True, lo=1, hi=10**12),
         kv_retention=_str(t, "kv_retention", e.kv_retention, where, "engine", choices=("drop", "keep", "ttl")),
         kv_retention_ttl_s=_num(t, "kv_retention_ttl_s", 0.0, where, "engine", lo=0, hi=1e9),
+        step_skipping=_bool(t, "step_skipping", e.step_skipping, where, "engine"),
     )
     if engine.kv_retention == "ttl" and engine.kv_retention_ttl_s <= 0:
         raise InputError(f"{where}: [engine] kv_retention = \"ttl\": expected kv_retention_ttl_s > 0")

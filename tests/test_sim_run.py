@@ -150,3 +150,14 @@ def test_kv_retention_keeps_context_across_tool_waits(policy):
     assert kept["prefix_cache_hit_rate"] > drop["prefix_cache_hit_rate"] + 0.02
     assert kept["prefill_tokens_computed"] < drop["prefill_tokens_computed"]
     assert kept["sessions_in_flight"] == 0  # pins never deadlock the pool
+
+
+def test_step_skipping_gives_the_same_results():
+    on = run(_scenario(engine={"step_skipping": True})).summary
+    off = run(_scenario(engine={"step_skipping": False})).summary
+    assert on["step_events"] < off["step_events"]
+    assert on["steps"] == off["steps"]
+    for key in ("ttft_s", "tpot_s", "call_e2e_s", "session_e2e_s"):
+        for p in ("p50", "p99", "mean"):
+            assert on[key][p] == pytest.approx(off[key][p], rel=1e-3), (key, p)
+    assert on["gpu_energy_j"] == pytest.approx(off["gpu_energy_j"], rel=1e-3)
