@@ -27,23 +27,54 @@ def block_hashes(segments: Iterable[Segment], block_size: int) -> list[int]:
     Block i covers tokens [i*bs, (i+1)*bs). Its content is the list of (segment key, first offset,
     last offset) pieces it spans; its hash chains the previous block's hash with that content.
     """
-    out: list[int] = []
-    prev = 0
-    pieces: list[tuple[str, int, int]] = []
-    fill = 0
-    for seg in segments:
-        off = 0
-        while off < seg.tokens:
-            take = min(block_size - fill, seg.tokens - off)
-            pieces.append((seg.key, off, off + take))
-            off += take
-            fill += take
-            if fill == block_size:
-                prev = hash((prev, tuple(pieces)))
-                out.append(prev)
-                pieces.clear()
-                fill = 0
-    return out
+    return BlockHasher(block_size).extend(segments).hashes
+
+
+class BlockHasher:
+    """Incremental ``block_hashes``: extend a hashed token sequence by more segments.
+
+    An agent's next call repeats its previous call's prompt and output and appends a little, so
+    hashing only the appended segments (after copying the state) gives the same hashes for a
+    fraction of the work.
+    """
+
+    __slots__ = ("block_size", "hashes", "prev", "pieces", "fill")
+
+    def __init__(self, block_size: int) -> None:
+        self.block_size = block_size
+        self.hashes: list[int] = []
+        self.prev = 0
+        self.pieces: list[tuple[str, int, int]] = []
+        self.fill = 0
+
+    def copy(self) -> "BlockHasher":
+        h = BlockHasher(self.block_size)
+        h.hashes = list(self.hashes)
+        h.prev = self.prev
+        h.pieces = list(self.pieces)
+        h.fill = self.fill
+        return h
+
+    def extend(self, segments: Iterable[Segment]) -> "BlockHasher":
+        bs = self.block_size
+        out, pieces = self.hashes, self.pieces
+        prev, fill = self.prev, self.fill
+        for seg in segments:
+            off = 0
+            n = seg.tokens
+            key = seg.key
+            while off < n:
+                take = min(bs - fill, n - off)
+                pieces.append((key, off, off + take))
+                off += take
+                fill += take
+                if fill == bs:
+                    prev = hash((prev, tuple(pieces)))
+                    out.append(prev)
+                    pieces.clear()
+                    fill = 0
+        self.prev, self.fill = prev, fill
+        return self
 
 
 class BlockManager:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import simpy
 
 from agentwatt.sim.batching import Request, unpin
-from agentwatt.sim.kv import block_hashes
+from agentwatt.sim.kv import BlockHasher
 from agentwatt.traces.schema import LLMCall, Session
 
 
@@ -88,6 +88,18 @@ def _tool(env: simpy.Environment, latency_s: float, deps: list, state: dict):
         replica.tool_wait_ends(state)
 
 
+def _hashes(ctx: SessionContext, state: dict, seq: tuple) -> list[int]:
+    """Block hashes of ``seq``, extending the session's previous call's hashes when ``seq`` starts
+    with that call's whole token sequence (the usual agent loop)."""
+    last = state.get("hashed")
+    if last is not None and len(seq) > len(last[0]) and seq[:len(last[0])] == last[0]:
+        h = last[1].copy().extend(seq[len(last[0]):])
+    else:
+        h = BlockHasher(ctx.block_size).extend(seq)
+    state["hashed"] = (seq, h)
+    return h.hashes
+
+
 def _hand_over_pins(state: dict, req: Request, replica) -> None:
     """KV this session kept on ``replica`` is released once ``req`` is admitted there (its prefix
     is then referenced by ``req``); KV kept on other replicas is released now."""
@@ -112,8 +124,7 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
         yield env.all_of(deps)
     if state["dropped"]:
         return
-    hashes = (block_hashes((*call.prompt, call.output_segment), ctx.block_size)
-              if ctx.prefix_caching else [])
+    hashes = _hashes(ctx, state, (*call.prompt, call.output_segment)) if ctx.prefix_caching else []
     req = Request(ctx.next_rid, call.prompt_tokens, call.output_tokens, hashes, env.now,
                   done=env.event(), tag=(session.id, call.id))
     ctx.next_rid += 1
