@@ -39,8 +39,8 @@ def test_step_features_follow_the_profile_definitions():
 
 def test_plan_holds_out_interior_points_of_each_phase():
     plan = B.plan_points(B.default_grid("tiny", "cpu"))
-    assert len(plan) == 5 * 4 + 5 * 5
-    for phase, lengths, batches in (("prefill", (16, 256), (1, 8)), ("decode", (16, 2048), (1, 16))):
+    assert len(plan) == 5 * 3 + 5 * 5
+    for phase, lengths, batches in (("prefill", (32, 512), (1, 4)), ("decode", (16, 2048), (1, 16))):
         held = [p for p in plan if p.phase == phase and p.holdout]
         assert held, phase
         assert all(p.length not in lengths and p.batch not in batches for p in held)

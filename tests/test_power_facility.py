@@ -27,7 +27,7 @@ def _round_like_paper(w: float) -> float:
 def test_paper_formula_reproduces_table_iv(key):
     wh = TABLE_III_WH[key]
     for q, printed in zip((71.4e6, 13.7e9), TABLE_IV_W[key]):
-        assert _round_like_paper(paper_formula_power_w(wh, q)) == pytest.approx(printed, rel=1e-9)
+        assert _round_like_paper(paper_formula_power_w(wh, q)) == pytest.approx(printed, rel=1e-8)
 
 
 def _sc(**over):
@@ -44,11 +44,11 @@ def test_facility_energy_is_pue_weighted_sum_and_all_energy_attributed():
     s, p = res.summary, res.power
     w = np.minimum(s["power_resolution_s"], s["sim_time_s"] - p["time_s"].to_numpy())
     it = p["gpu_power_w"] + p["host_power_w"] + p["network_power_w"]
-    assert float(np.sum(p["pue"] * it * w)) == pytest.approx(s["facility_energy_j"], rel=1e-9)
+    assert float(np.sum(p["pue"] * it * w)) == pytest.approx(s["facility_energy_j"], rel=1e-8)
     assert s["facility_energy_j"] == pytest.approx(1.3 * (s["gpu_energy_j"] + s["host_energy_j"] + s["network_energy_j"]),
-                                                   rel=1e-9)
+                                                   rel=1e-8)
     # every busy joule goes to a call; every idle-while-waiting-on-tools joule to a session
-    assert res.calls["energy_j"].sum() == pytest.approx(s["gpu_busy_energy_j"], rel=1e-9)
+    assert res.calls["energy_j"].sum() == pytest.approx(s["gpu_busy_energy_j"], rel=1e-8)
     assert res.sessions["idle_energy_j"].sum() == pytest.approx(s["gpu_idle_tool_energy_j"], rel=1e-8)
     assert s["gpu_idle_tool_energy_j"] + s["gpu_idle_empty_energy_j"] == pytest.approx(s["gpu_idle_energy_j"])
     assert s["gpu_idle_tool_energy_j"] > 0

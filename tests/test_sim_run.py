@@ -59,7 +59,7 @@ def test_energy_equals_integral_of_power_series():
     width = np.minimum(1.0, s["sim_time_s"] - p["time_s"].to_numpy())
     integral = float((p["gpu_power_w"].to_numpy() * width).sum())
     assert integral == pytest.approx(s["gpu_energy_j"], rel=1e-6)
-    assert s["gpu_energy_j"] == pytest.approx(s["gpu_busy_energy_j"] + s["gpu_idle_energy_j"], rel=1e-9)
+    assert s["gpu_energy_j"] == pytest.approx(s["gpu_busy_energy_j"] + s["gpu_idle_energy_j"], rel=1e-8)
     # every busy joule is attributed to some call
     assert res.calls["energy_j"].sum() == pytest.approx(s["gpu_busy_energy_j"], rel=1e-6)
     assert s["avg_power_w"] == pytest.approx(s["gpu_energy_j"] / s["sim_time_s"])
