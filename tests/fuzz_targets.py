@@ -1,0 +1,154 @@
+"""Fuzz targets shared by the short CI fuzz tests and benchmarks/fuzz.py (the long run).
+
+A target takes one generated input and either runs it or fails *cleanly*: with an
+``AgentwattError`` whose message is one line. Anything else (another exception type, a traceback
+reaching the user, a multi-line message) is a bad failure.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+
+from hypothesis import strategies as st
+
+from agentwatt.errors import AgentwattError
+
+VALID_SCENARIO = {
+    "name": "fuzz",
+    "profile": "llama-3.1-8b_a100-40gb",
+    "run": {"seed": 1, "duration_s": 5.0, "drain_timeout_s": 5.0, "power_resolution_s": 1.0},
+    "fleet": {"replicas": 1},
+    "engine": {"max_num_seqs": 8, "max_num_batched_tokens": 512, "block_size_tokens": 16,
+               "gpu_memory_utilization": 0.9, "prefix_caching": True},
+    "router": {"policy": "least_loaded", "session_affinity": True},
+    "facility": {"pue": 1.2},
+    "workload": [{"agent": "chatbot-sharegpt", "rate_per_s": 0.5}],
+}
+
+_ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-10**12, max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+
+
+def _paths(d, prefix=()):
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield prefix + (k,)
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(d, list):
+        for i, v in enumerate(d):
+            yield prefix + (i,)
+            yield from _paths(v, prefix + (i,))
+
+
+@st.composite
+def mutated(draw, base: dict):
+    """``base`` with 0–3 mutations: a value replaced by an odd one, a key dropped or an unknown key
+    added. Returns (data, n_mutations)."""
+    data = copy.deepcopy(base)
+    n = draw(st.integers(min_value=0, max_value=3))
+    for _ in range(n):
+        paths = list(_paths(data))
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent = data
+        for p in path[:-1]:
+            parent = parent[p]
+        action = draw(st.sampled_from(["replace", "drop", "add"]))
+        last = path[-1]
+        if action == "replace":
+            parent[last] = draw(_ODD_VALUES)
+        elif action == "drop" and isinstance(parent, dict):
+            parent.pop(last, None)
+        elif isinstance(parent, dict):
+            parent[draw(st.text(min_size=1, max_size=8))] = draw(_ODD_VALUES)
+    return data, n
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        if v != v:
+            return "nan"
+        if v in (float("inf"), float("-inf")):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return '""'  # None has no TOML form: an empty string stands in
+
+
+def to_toml(d: dict) -> str:
+    """A small TOML writer for fuzzed scenarios (tables, arrays of tables, inline values)."""
+    lines = []
+    for k, v in d.items():
+        if not isinstance(v, (dict, list)) or (isinstance(v, list) and not all(isinstance(x, dict) for x in v)):
+            lines.append(f"{json.dumps(str(k))} = {_toml_value(v)}")
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines.append(f"[{json.dumps(str(k))}]")
+            lines += [f"{json.dumps(str(a))} = {_toml_value(b)}" for a, b in v.items()]
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for item in v:
+                lines.append(f"[[{json.dumps(str(k))}]]")
+                lines += [f"{json.dumps(str(a))} = {_toml_value(b)}" for a, b in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+def scenario_target(data: dict, tmp_dir) -> str:
+    """Write ``data`` as TOML, load and (when it validates) simulate it. Returns "ran" or "rejected";
+    raises ``BadFailure`` on anything unclean."""
+    from agentwatt.sim.run import run
+    from agentwatt.sim.scenario import load_scenario
+    path = tmp_dir / "s.toml"
+    path.write_text(to_toml(data), encoding="utf-8")
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError:
+        pass  # the loader must reject it cleanly too
+    return _clean(lambda: run(load_scenario(path)))
+
+
+def profile_target(data: dict, tmp_dir) -> str:
+    from agentwatt.calibrate.profile import load_profile
+    path = tmp_dir / "p.json"
+    path.write_text(json.dumps(data, allow_nan=True), encoding="utf-8")
+    return _clean(lambda: load_profile(path))
+
+
+def bytes_target(loader, raw: bytes, tmp_dir, suffix: str = ".txt") -> str:
+    """Arbitrary bytes into a file loader (consumed fully)."""
+    path = tmp_dir / f"f{suffix}"
+    path.write_bytes(raw)
+
+    def go():
+        res = loader(path)
+        if hasattr(res, "__iter__") and not isinstance(res, (dict, str, bytes)):
+            for _ in res:
+                pass
+    return _clean(go)
+
+
+class BadFailure(Exception):
+    pass
+
+
+def _clean(fn) -> str:
+    try:
+        fn()
+    except AgentwattError as e:
+        msg = str(e)
+        if "\n" in msg or not msg:
+            raise BadFailure(f"multi-line or empty message: {msg!r}") from e
+        return "rejected"
+    except Exception as e:  # noqa: BLE001 - the point is to catch anything unclean
+        raise BadFailure(f"{type(e).__name__}: {e}") from e
+    return "ran"

@@ -1,0 +1,37 @@
+"""Short fuzz profile for CI: every parser and the scenario builder either runs an input or
+rejects it with a one-line AgentwattError. The long profile is benchmarks/fuzz.py."""
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agentwatt.calibrate.profile import load_profile
+from tests_support import fuzz_targets as F  # noqa: E402  (see conftest.py)
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+VALID_PROFILE = json.loads(json.dumps(load_profile("llama-3.1-8b_a100-40gb").to_dict()))
+
+
+@SETTINGS
+@given(F.mutated(F.VALID_SCENARIO))
+def test_scenario_runs_or_fails_cleanly(tmp_path_factory, case):
+    data, n = case
+    out = F.scenario_target(data, tmp_path_factory.mktemp("s"))
+    if n == 0:
+        assert out == "ran"
+
+
+@SETTINGS
+@given(F.mutated(VALID_PROFILE))
+def test_profile_loads_or_fails_cleanly(tmp_path_factory, case):
+    data, n = case
+    out = F.profile_target(data, tmp_path_factory.mktemp("p"))
+    if n == 0:
+        assert out == "ran"
+
+
+@SETTINGS
+@given(st.binary(max_size=300))
+def test_azure_loader_bytes(tmp_path_factory, raw):
+    from agentwatt.traces.loaders import load_azure_2023
+    F.bytes_target(load_azure_2023, raw, tmp_path_factory.mktemp("a"), ".csv")
