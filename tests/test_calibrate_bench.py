@@ -87,6 +87,7 @@ def test_budget_stops_the_sweep_and_says_so(tiny):
     res = B.run_sweep(tiny, SMALL, meter=NullMeter("x"), budget_s=0.0, progress=False)
     assert res.truncated and res.points == [] and len(res.skipped) == 18
     assert res.summary()["truncated_by_budget"] is True and res.skipped[0]["reason"] == "time budget"
+    assert res.rounds_completed == 0
 
 
 def test_points_too_big_for_memory_are_skipped_with_reason(tiny):

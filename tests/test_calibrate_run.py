@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from agentwatt.calibrate.bench import SweepGrid, default_grid, plan_points
-from agentwatt.calibrate.cli import calibrate_cmd
+from agentwatt.calibrate.cli import calibrate_cmd, summarize
 from agentwatt.calibrate.meters import FakeMeter, pick_meter
 from agentwatt.calibrate.profile import load_profile
 from agentwatt.calibrate.run import calibrate, cpu_model_name, total_ram_bytes
@@ -74,6 +75,11 @@ def test_calibrate_with_a_meter_fits_power(tmp_path):
     assert prof.power.decode_base_w == pytest.approx(120.0) and prof.power.decode_log2_batch_w == pytest.approx(0.0)
     assert prof.provenance["meter"]["rapl_domains"] == ["intel-rapl:0 (package-0)"]
     assert all(r["energy_j"] > 0 for r in prof.measurements)
+    text = summarize(prof, out)
+    assert "power (rapl): idle 55.0 W, prefill 180.0 W" in text and "power fit: MAPE" in text
+    cut = replace(prof, provenance={**prof.provenance, "truncated_by_budget": True, "rounds_completed": 0,
+                                    "skipped": [{"point": "decode b1 ctx8", "reason": "time budget"}]})
+    assert "stopped after 0 of 1 rounds; 1 points never measured" in summarize(cut, None)
 
 
 def test_calibrate_restores_torch_threads():
@@ -122,3 +128,11 @@ def test_host_facts(tmp_path):
     (tmp_path / "meminfo").write_text("MemTotal:        2048 kB\n")
     assert total_ram_bytes(tmp_path / "meminfo") == 2048 * 1024
     assert total_ram_bytes(Path("/nonexistent")) > 0
+
+
+def test_weights_too_big_for_the_device_are_refused_before_building(monkeypatch):
+    import agentwatt.calibrate.run as run_mod
+    monkeypatch.setattr(run_mod, "total_ram_bytes", lambda: 2**30)
+    run_mod.check_weights_fit(run_mod.get_preset("smollm2-135m"), torch.device("cpu"))  # 0.5 GiB fits
+    with pytest.raises(MeasurementUnavailable, match="weights need 4.6 GiB"):
+        calibrate("llama-3.2-1b", "cpu", None)
