@@ -100,8 +100,9 @@ class FleetPower:
     def facility_w(self) -> np.ndarray:
         return self.pue * self.it_w
 
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"time_s": self.time_s, "gpu_power_w": self.gpu_w, "host_power_w": self.host_w,
+    def frame(self, observed_gpu_w: np.ndarray | None = None) -> pd.DataFrame:
+        extra = {"gpu_power_observed_w": observed_gpu_w} if observed_gpu_w is not None else {}
+        return pd.DataFrame({"time_s": self.time_s, "gpu_power_w": self.gpu_w, **extra, "host_power_w": self.host_w,
                              "network_power_w": self.network_w, "it_power_w": self.it_w, "pue": self.pue,
                              "facility_power_w": self.facility_w, "busy_gpu_s": self.busy_s,
                              "idle_tool_gpu_s": self.idle_tool_s, "idle_empty_gpu_s": self.idle_empty_s})
@@ -135,6 +136,53 @@ def fleet_power(replica_bins: list, tp: int, gpu_idle_w: float | None, fac, end_
     return FleetPower(time_s=t, width_s=width, gpu_w=server_gpu_w.sum(0), host_w=server_host_w.sum(0),
                       network_w=network, pue=pue_at(fac.pue, t), server_it_w=server_it, rack_it_w=rack_it,
                       gpus=len(replica_bins) * tp, **tot)
+
+
+def rows_of(fp: FleetPower, fac) -> np.ndarray:
+    """IT power per row (rows × bins): ``racks_per_row`` racks each, or as many as the row limit
+    holds at nameplate when unset."""
+    spec = server_spec(fac.server)
+    per_row = fac.racks_per_row or max(1, int(fac.row_power_limit_w // (fac.servers_per_rack * spec.nameplate_w
+                                                                          + fac.network_w_per_rack)))
+    n_rows = math.ceil(fp.rack_it_w.shape[0] / per_row)
+    out = np.zeros((n_rows, fp.rack_it_w.shape[1]))
+    for r in range(fp.rack_it_w.shape[0]):
+        out[r // per_row] += fp.rack_it_w[r]
+    return out
+
+
+def levels_frame(fp: FleetPower, fac) -> pd.DataFrame:
+    """Long table of IT power per rack and per row: time_s, level, index, it_power_w."""
+    parts = []
+    for level, arr in (("rack", fp.rack_it_w), ("row", rows_of(fp, fac))):
+        n, b = arr.shape
+        parts.append(pd.DataFrame({"time_s": np.tile(fp.time_s, n), "level": level,
+                                   "index": np.repeat(np.arange(n), b), "it_power_w": arr.reshape(-1)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def observed_gpu_power(gpu_w: np.ndarray, resolution_s: float, fac, seed: int) -> np.ndarray | None:
+    """The fleet GPU series as a meter would show it: AR(1) noise (seeded) then a moving average."""
+    if fac.gpu_noise_frac <= 0 and fac.meter_window_s <= 0:
+        return None
+    x = gpu_w.astype(float).copy()
+    if fac.gpu_noise_frac > 0:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9E3779B9]))
+        phi = math.exp(-resolution_s / fac.gpu_noise_corr_s)
+        eps = rng.standard_normal(len(x)) * math.sqrt(1 - phi * phi)
+        z = np.empty(len(x))
+        acc = rng.standard_normal()
+        for i, e in enumerate(eps):
+            acc = phi * acc + e
+            z[i] = acc
+        x = x * (1.0 + fac.gpu_noise_frac * z)
+    win = int(round(fac.meter_window_s / resolution_s))
+    if win > 1:  # causal moving average; the first bins average what exists so far
+        c = np.concatenate([[0.0], np.cumsum(x)])
+        i = np.arange(1, len(x) + 1)
+        lo = np.maximum(0, i - win)
+        x = (c[i] - c[lo]) / (i - lo)
+    return np.maximum(x, 0.0)
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -7,7 +7,7 @@ from pathlib import Path
 from agentwatt.io import atomic_write, atomic_write_json
 
 FILES = {"summary": "summary.json", "calls": "calls.parquet", "sessions": "sessions.parquet",
-         "power": "power.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png"}
+         "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png"}
 
 
 def _parquet(df, path: Path) -> None:
@@ -26,6 +26,9 @@ def write_results(results, out_dir: str | Path, plots: bool = True) -> dict[str,
     if results.power is not None:
         _parquet(results.power, out / FILES["power"])
         written["power"] = out / FILES["power"]
+    if getattr(results, "power_levels", None) is not None:
+        _parquet(results.power_levels, out / FILES["power_levels"])
+        written["power_levels"] = out / FILES["power_levels"]
     if plots:
         written["latency_cdf"] = P.latency_cdf(results.calls, results.sessions, out / FILES["latency_cdf"])
         if results.power is not None:

@@ -90,9 +90,12 @@ def format_sweep(summary, metric: str, max_rows: int = 40) -> str:
     params = [c for c in df.columns if c.startswith("param.")]
     conf = df["confidence"].iloc[0]
     lines = [f"{metric}: mean over seeds [{conf:.0%} CI]"]
-    for _, row in df.head(max_rows).iterrows():
-        where = ", ".join(f"{p.removeprefix('param.')}={row[p]}" for p in params) or "(scenario as is)"
-        lines.append(f"  {where:<48} {_num(row['mean']):>10} [{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
+    shown = df.head(max_rows)
+    labels = [", ".join(f"{p.removeprefix('param.')}={row[p]}" for p in params) or "(scenario as is)"
+              for _, row in shown.iterrows()]
+    width = max(map(len, labels))
+    for label, (_, row) in zip(labels, shown.iterrows()):
+        lines.append(f"  {label:<{width}} {_num(row['mean']):>10} [{_num(row['ci_low'])}, {_num(row['ci_high'])}]"
                      f" n={row['n']}")
     if len(df) > max_rows:
         lines.append(f"  … {len(df) - max_rows} more points in sweep_summary.parquet")

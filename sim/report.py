@@ -160,9 +160,14 @@ def _energy_block(scenario, ctx, replicas, fin_c, fin_s, fp, t_end: float) -> di
         "gpu_time_split": {"busy_s": float(fp.busy_s.sum()), "idle_tool_s": float(fp.idle_tool_s.sum()),
                            "idle_empty_s": float(fp.idle_empty_s.sum())},
     }
+    rows = F.rows_of(fp, scenario.facility)
+    out["provisioning"]["rows"] = int(rows.shape[0])
+    out["provisioning"]["row_it_peak_w"] = float(rows.max())
     cc = F.carbon_and_cost(fp.facility_w * w, fp.time_s, scenario.facility)
     if cc:
-        out["carbon_cost"] = {**cc, **({"per_session": {k: v / n_fin for k, v in cc.items()}} if n_fin else {})}
+        per_day = 86400.0 / t_end if t_end > 0 else 0.0
+        out["carbon_cost"] = {**cc, "per_day": {k: v * per_day for k, v in cc.items()},
+                              **({"per_session": {k: v / n_fin for k, v in cc.items()}} if n_fin else {})}
     if scenario.facility.gpu_hour_usd is not None:
         out.setdefault("carbon_cost", {})["gpu_cost_usd"] = scenario.facility.gpu_hour_usd * gpus * t_end / 3600
     return out

@@ -34,6 +34,7 @@ class Results:
     calls: pd.DataFrame
     sessions: pd.DataFrame
     power: pd.DataFrame | None
+    power_levels: pd.DataFrame | None = None
 
 
 def _controller(ctx: SessionContext, arrival_procs: list, arrivals_end_s: float, deadline_s: float):
@@ -96,9 +97,15 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
                          scenario.facility, t_end)
         _check_facility_energy(scenario, replicas, fp)
     summary = summarize(scenario, profile, ctx, replicas, calls, sessions, fp, t_end, num_blocks)
-    power = fp.frame() if fp is not None else None
+    power = levels = None
+    if fp is not None:
+        from agentwatt.sim.facility import levels_frame, observed_gpu_power
+        power = fp.frame(observed_gpu_power(fp.gpu_w, scenario.run.power_resolution_s, scenario.facility,
+                                            scenario.run.seed))
+        levels = levels_frame(fp, scenario.facility)
     summary["wall_time_s"] = round(time.perf_counter() - wall0, 3)
-    return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power)
+    return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power,
+                   power_levels=levels)
 
 
 def _check_facility_energy(scenario: Scenario, replicas, fp) -> None:

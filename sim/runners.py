@@ -82,7 +82,7 @@ class DaskRunner:
                                  f"of a running dask scheduler") from None
         else:
             self.cluster = LocalCluster(n_workers=workers or available_cores(), processes=True,
-                                        threads_per_worker=1, dashboard_address=None,
+                                        threads_per_worker=1, dashboard_address=":0",
                                         silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
 
@@ -99,7 +99,7 @@ class DaskRunner:
         pending = {self.client.submit(run_point, s.scenario, s.params, s.seed, s.scenario_sha256,
                                       key=f"agentwatt-run-{s.key}", retries=self.retries): s for s in specs}
         try:
-            for fut in as_completed(list(pending)):
+            for fut in as_completed(list(pending), loop=self.client.loop):   # this client's loop, not the default's
                 spec = pending.pop(fut)
                 yield spec, _call(spec, fut.result)
         finally:

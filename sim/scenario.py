@@ -65,6 +65,14 @@ class FacilityConfig:
     carbon_g_per_kwh: float | tuple[float, ...] | None = None   # your grid's; constant or 24 hourly values
     price_usd_per_kwh: float | tuple[float, ...] | None = None
     gpu_hour_usd: float | None = None
+    racks_per_row: int | None = None   # None: as many as the row limit allows at nameplate (TDP sizing)
+    # An "observed" GPU power column for laying beside a meter's trace (energy accounting uses the
+    # model mean): AR(1) noise of this fraction of the power with this correlation time, then a
+    # moving-average meter window (e.g. 1 s for NVML's averaged power). 0 = off; no published
+    # within-state noise figure exists in our references, so measure it (calibrate on a GPU).
+    gpu_noise_frac: float = 0.0
+    gpu_noise_corr_s: float = 1.0
+    meter_window_s: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -319,6 +327,10 @@ def _facility(t: dict, where: str) -> FacilityConfig:
         carbon_g_per_kwh=_num_or_hourly(t, "carbon_g_per_kwh", None, where, lo=0.0, hi=1e5),
         price_usd_per_kwh=_num_or_hourly(t, "price_usd_per_kwh", None, where, lo=0.0, hi=1e4),
         gpu_hour_usd=_num(t, "gpu_hour_usd", None, where, "facility", lo=0, hi=1e6),
+        racks_per_row=_num(t, "racks_per_row", None, where, "facility", integer=True, lo=1, hi=100_000),
+        gpu_noise_frac=_num(t, "gpu_noise_frac", 0.0, where, "facility", lo=0, hi=1),
+        gpu_noise_corr_s=_num(t, "gpu_noise_corr_s", 1.0, where, "facility", lo=0, lo_open=True, hi=1e6),
+        meter_window_s=_num(t, "meter_window_s", 0.0, where, "facility", lo=0, hi=1e6),
     )
 
 

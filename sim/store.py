@@ -5,8 +5,9 @@
 
 A point file is written atomically (temp file + rename) as soon as its run finishes, so an
 interrupted sweep keeps every finished run and a rerun skips them. The key hashes the scenario
-file's bytes, the overrides and the seed: editing the scenario starts fresh points instead of
-reusing stale ones (editing the simulator does not: delete ``DIR/points`` after upgrading).
+file's bytes, the overrides, the seed and the agentwatt version: editing the scenario or
+upgrading starts fresh points instead of reusing stale ones. Files the scenario refers to (a
+profile JSON, a trace) and unreleased code changes are not hashed: delete ``DIR/points`` then.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from agentwatt import __version__
 from agentwatt.errors import InputError
 from agentwatt.io import atomic_write, atomic_write_json
 
@@ -32,12 +34,12 @@ def _digest(obj: Any, n: int = 20) -> str:
 
 def point_id(scenario_sha256: str, params: dict[str, Any]) -> str:
     """Identifies a grid point (scenario + overrides), the same for every seed."""
-    return _digest({"scenario": scenario_sha256, "params": params}, 12)
+    return _digest({"scenario": scenario_sha256, "params": params, "agentwatt": __version__}, 12)
 
 
 def point_key(scenario_sha256: str, params: dict[str, Any], seed: int) -> str:
     """Identifies one run: a grid point with one seed; also its file name."""
-    return _digest({"scenario": scenario_sha256, "params": params, "seed": seed})
+    return _digest({"scenario": scenario_sha256, "params": params, "seed": seed, "agentwatt": __version__})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,8 +111,11 @@ class ResultStore:
 
     def table(self, specs: Iterable[RunSpec]) -> pd.DataFrame:
         """One row per finished spec, in the order given; specs not finished are left out."""
-        unique = {s.key: s for s in specs}
-        rows = [record_row(r) for r in (self.get(s) for s in unique.values()) if r is not None]
+        rows = []
+        for spec in {s.key: s for s in specs}.values():
+            record = self.get(spec)
+            if record is not None:
+                rows.append(record_row({**record, "params": spec.params}))   # columns in grid order
         return rows_to_frame(rows)
 
 

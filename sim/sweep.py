@@ -260,15 +260,8 @@ def sweep(scenario: str | Path | None, grid: Grid, out_dir: str | Path, runner=N
     scenario = resolve_scenario(scenario)
     specs = run_specs(scenario, grid)
     store = ResultStore(out_dir)
-    ran = 0
-
-    def counted(spec: RunSpec, n: int) -> None:
-        nonlocal ran
-        ran = n
-        if on_run is not None:
-            on_run(spec, n)
     try:
-        execute(specs, store, runner if runner is not None else SerialRunner(), progress, counted)
+        ran = execute(specs, store, runner if runner is not None else SerialRunner(), progress, on_run)
     except BaseException:
         _write_tables(store, specs, grid, scenario, confidence, complete=False)
         raise

@@ -118,3 +118,16 @@ def test_tp_larger_than_server_is_rejected():
     sc = scenario_from_dict({"fleet": {"replicas": 1}, "workload": [{"agent": "chatbot-sharegpt", "rate_per_s": 1}]}, "x")
     with pytest.raises(InputError, match="needs tp = 16 GPUs per replica: expected a divisor of the 8 GPUs"):
         run(sc, profile=big)
+
+
+def test_observed_series_noise_and_meter_are_seeded_and_energy_neutral_in_accounting():
+    fac = {"gpu_noise_frac": 0.05, "gpu_noise_corr_s": 2.0, "meter_window_s": 2.0}
+    a = run(_sc(fleet={"replicas": 2}, facility=fac))
+    b = run(_sc(fleet={"replicas": 2}, facility=fac))
+    assert np.array_equal(a.power["gpu_power_observed_w"], b.power["gpu_power_observed_w"])
+    assert not np.array_equal(a.power["gpu_power_observed_w"], a.power["gpu_power_w"])
+    # accounting uses the model mean: the observed column changes no energy figure
+    plain = run(_sc(fleet={"replicas": 2})).summary
+    assert a.summary["gpu_energy_j"] == plain["gpu_energy_j"]
+    levels = a.power_levels
+    assert set(levels["level"]) == {"rack", "row"}
