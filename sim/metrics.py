@@ -69,17 +69,66 @@ class TimeBins:
 REPLICA_CHANNELS = ("energy_j", "busy_s", "idle_tool_s", "idle_empty_s", "capped_s")
 
 
-class Recorder:
-    """Row lists for the per-call and per-session tables."""
+class _Table:
+    """Rows appended as Python values, packed every ``chunk_rows`` rows into compact Arrow arrays,
+    so a run holds at most one chunk of Python objects however many rows it records."""
 
-    def __init__(self) -> None:
-        self.calls: dict[str, list] = {c: [] for c in CALL_COLUMNS}
-        self.sessions: dict[str, list] = {c: [] for c in SESSION_COLUMNS}
+    def __init__(self, columns: tuple[str, ...], chunk_rows: int) -> None:
+        self.columns = columns
+        self.chunk_rows = chunk_rows
+        self.buf: dict[str, list] = {c: [] for c in columns}
+        self.batches: list = []
+        self.n = 0
+
+    def append(self, row: dict) -> None:
+        buf = self.buf
+        for c in self.columns:
+            buf[c].append(row[c])
+        self.n += 1
+        if len(buf[self.columns[0]]) >= self.chunk_rows:
+            self._pack()
+
+    def _pack(self) -> None:
+        import pyarrow as pa
+        if not self.buf[self.columns[0]]:
+            return
+        arrays = []
+        for c in self.columns:
+            arr = pa.array(self.buf[c])
+            if pa.types.is_string(arr.type):
+                arr = arr.dictionary_encode()
+            arrays.append(arr)
+        self.batches.append(pa.RecordBatch.from_arrays(arrays, names=list(self.columns)))
+        self.buf = {c: [] for c in self.columns}
+
+    def frame(self):
+        """The whole table as a pandas DataFrame (strings decoded)."""
+        import pandas as pd
+        import pyarrow as pa
+        self._pack()
+        if not self.batches:
+            return pd.DataFrame({c: [] for c in self.columns})
+        tables = [pa.Table.from_batches([b]) for b in self.batches]
+        tables = [t.cast(pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                                     for f in t.schema])) for t in tables]
+        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+class Recorder:
+    """The per-call and per-session tables, recorded as rows during a run."""
+
+    def __init__(self, chunk_rows: int = 65536) -> None:
+        self._calls = _Table(CALL_COLUMNS, chunk_rows)
+        self._sessions = _Table(SESSION_COLUMNS, chunk_rows)
 
     def call(self, **row) -> None:
-        for c in CALL_COLUMNS:
-            self.calls[c].append(row[c])
+        self._calls.append(row)
 
     def session(self, **row) -> None:
-        for c in SESSION_COLUMNS:
-            self.sessions[c].append(row[c])
+        self._sessions.append(row)
+
+    def calls_frame(self):
+        return self._calls.frame()
+
+    def sessions_frame(self):
+        return self._sessions.frame()

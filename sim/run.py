@@ -89,8 +89,8 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
 
     from agentwatt.sim.facility import fleet_power
     from agentwatt.sim.report import summarize
-    calls = pd.DataFrame(rec.calls)
-    sessions = pd.DataFrame(rec.sessions)
+    calls = rec.calls_frame()
+    sessions = rec.sessions_frame()
     fp = None
     if profile.power.available:
         fp = fleet_power([r.bins for r in replicas], profile.hardware.tp, profile.power.idle_w,

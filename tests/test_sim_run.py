@@ -100,7 +100,8 @@ def test_round_robin_spreads_calls_over_replicas():
 def test_write_results_files(tmp_path):
     res = run(_scenario())
     written = write_results(res, tmp_path)
-    for name in ("summary.json", "calls.parquet", "sessions.parquet", "power.parquet", "latency_cdf.png", "power.png"):
+    for name in ("summary.json", "calls.parquet", "sessions.parquet", "power.parquet", "power_levels.parquet",
+                 "latency_cdf.png", "power.png"):
         assert (tmp_path / name).stat().st_size > 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     for key in ("sessions_completed", "calls_completed", "ttft_s", "tpot_s", "call_e2e_s", "session_e2e_s",
@@ -110,7 +111,7 @@ def test_write_results_files(tmp_path):
     for key in ("p50", "p90", "p99"):
         assert summary["session_e2e_s"][key] is not None
     assert summary["profile"]["provenance"]["references"]
-    assert len(written) == 6
+    assert len(written) == 7
 
 
 def test_default_scenario_loads():
