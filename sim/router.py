@@ -31,7 +31,19 @@ class LeastLoaded:
         return min(self.replicas, key=lambda r: (r.outstanding, r.index))
 
 
-ROUTERS = {"round_robin": RoundRobin, "least_loaded": LeastLoaded}
+class FewestQueued:
+    """Fewest requests still waiting to be admitted (running ones not counted); ties go to the
+    lowest index. Under light load almost everything lands on replica 0. This is what Vidur 0.0.26's
+    ``lor`` global scheduler does; it is here to compare against Vidur like for like."""
+
+    def __init__(self, replicas: Sequence) -> None:
+        self.replicas = replicas
+
+    def pick(self):
+        return min(self.replicas, key=lambda r: (len(r.state.waiting), r.index))
+
+
+ROUTERS = {"round_robin": RoundRobin, "least_loaded": LeastLoaded, "fewest_queued": FewestQueued}
 
 
 class Router:
