@@ -67,7 +67,7 @@ def project(sc: Scenario, queries_per_day: float) -> dict:
             "gpu_wh_per_query": s["energy_per_session_with_idle_j"] / 3600 if s["energy_per_session_with_idle_j"] else None,
             "session_e2e_p99_s": s["session_e2e_s"]["p99"],
             "assumptions": (f"the scenario's load per replica ({per_replica_rate:.3g} sessions/s) holds at scale; "
-                            f"batching, idle GPU time, host power (Fan et al. curve), PUE "
+                            f"batching, idle GPU time, host power (idle + {sc.facility.host_dynamic_fraction:g} × GPU power above idle), PUE "
                             f"{sc.facility.pue if isinstance(sc.facility.pue, float) else 'hourly'} included; "
                             f"power scales linearly with replicas (no diurnal shape beyond the scenario's)"),
         },
