@@ -179,7 +179,13 @@ def _attach_optional() -> None:
     main.add_command(calibrate_cmd, "calibrate")
 
 
+def _attach() -> None:
+    from agentwatt.traces.cli import workload_cmd
+    main.add_command(workload_cmd, "workload")
+
+
 _attach_optional()
+_attach()
 
 if __name__ == "__main__":
     main()

@@ -58,7 +58,8 @@ def test_bundled_cut_matches_its_readme():
 def test_bundled_unknown_name():
     with pytest.raises(InputError) as e:
         bundled_trace_path("azure-code")
-    assert str(e.value) == "bundled trace 'azure-code': unknown name: expected one of azure-conv-head2000"
+    assert str(e.value) == ("bundled trace 'azure-code': unknown name: expected one of azure-conv-head2000, "
+                            "claude-code-sample, mooncake-conv-head1000, tracelab-example")
 
 
 @pytest.mark.skipif(not SHARED_CONV.exists(), reason="the full shared trace is not on this machine")

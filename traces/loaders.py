@@ -1,5 +1,17 @@
 """Loaders: recorded traces → streams of Sessions, checked line by line.
 
+``load_trace(format, path, limit=..., max_tokens=...)`` is the one entry point; ``LOADERS`` names
+the formats:
+
+* ``azure-2023``  Azure LLM inference trace 2023/2024 CSV (this module);
+* ``mooncake``    Mooncake FAST'25 JSONL with 512-token prefix hashes (``load_mooncake``);
+* ``claude-code`` WEKA Claude Code sessions, raw JSON lines or flattened CSV (``load_claude_code``);
+* ``tracelab``    TraceLab coding-agent rounds with per-tool latency (``load_tracelab``);
+* ``vidur-csv``   Vidur's request CSV, both header variants (``load_vidur``).
+
+Small cuts of public traces ship in ``traces/data/`` (``BUNDLED_TRACES``; source, licence and cut
+in ``traces/data/README.md``).
+
 Azure LLM inference trace 2023 (Splitwise; ``shared/traces/README.md`` §1, traces-survey §1.1):
 a CSV with a header ``TIMESTAMP,ContextTokens,GeneratedTokens``, one request per row, sorted by
 time. ``TIMESTAMP`` is wall clock with 7 fractional digits (``2023-11-16 18:15:46.6805900``); the
@@ -13,25 +25,38 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import IO, Iterator, Optional
+from typing import IO, Callable, Iterator, Optional
 
 from agentwatt.errors import InputError
+from agentwatt.traces.load_claude_code import load_claude_code
+from agentwatt.traces.load_mooncake import load_mooncake
+from agentwatt.traces.load_tracelab import load_tracelab
+from agentwatt.traces.load_vidur import load_vidur_csv
+from agentwatt.traces.readers import parse_timestamp, text_lines
 from agentwatt.traces.schema import LLMCall, Segment, Session
+
+__all__ = ["AZURE_COLUMNS", "BUNDLED_TRACES", "BUNDLED_FORMATS", "LOADERS", "bundled_trace_path", "load_azure_2023",
+           "load_trace", "parse_timestamp", "resolve_trace"]
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 
 BUNDLED_TRACES = {
     # name → file in traces/data/ (see traces/data/README.md for source, licence and cut)
     "azure-conv-head2000": "azure_llm_2023_conv_head2000.csv",
+    "mooncake-conv-head1000": "mooncake_fast25_conversation_head1000.jsonl",
+    "claude-code-sample": "weka_claude_code_sample4.jsonl",
+    "tracelab-example": "tracelab_example_rounds.jsonl",
+}
+BUNDLED_FORMATS = {
+    # name → the LOADERS format that reads it
+    "azure-conv-head2000": "azure-2023",
+    "mooncake-conv-head1000": "mooncake",
+    "claude-code-sample": "claude-code",
+    "tracelab-example": "tracelab",
 }
 
-_TIMESTAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:(Z)|([+-])(\d{2}):?(\d{2}))?"
-)
 _COUNT = re.compile(r"\d+")
 _TS_EXAMPLE = "2023-11-16 18:15:46.6805900"
 
@@ -46,31 +71,6 @@ def bundled_trace_path(name: str) -> Path:
         raise InputError(f"bundled trace {name!r}: {file} is missing from the installed package: "
                          f"expected it under agentwatt/traces/data/ (reinstall agentwatt)")
     return Path(str(res))
-
-
-def parse_timestamp(text: str) -> Optional[tuple[int, float, bool]]:
-    """``(whole seconds, fraction of a second, has time zone)`` of a trace timestamp, or ``None``.
-
-    Whole seconds count from 0001-01-01 (UTC when a zone is given); only differences matter.
-    Parsed here rather than by ``datetime.fromisoformat``, which rejects 7 fractional digits
-    before Python 3.11 and rounds to microseconds after.
-    """
-    m = _TIMESTAMP.fullmatch(text)
-    if m is None:
-        return None
-    y, mo, d, h, mi, s = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
-    try:
-        day = datetime(y, mo, d, h, mi, s).toordinal()
-    except ValueError:
-        return None
-    whole = day * 86400 + h * 3600 + mi * 60 + s
-    digits = m.group(7) or ""
-    fraction = int(digits) / 10 ** len(digits) if digits else 0.0
-    has_zone = m.group(8) is not None or m.group(9) is not None
-    if m.group(9) is not None:
-        offset_s = int(m.group(10)) * 3600 + int(m.group(11)) * 60
-        whole -= offset_s if m.group(9) == "+" else -offset_s
-    return whole, fraction, has_zone
 
 
 def load_azure_2023(path: str | os.PathLike, *, limit: Optional[int] = None, max_tokens: Optional[int] = None,
@@ -110,19 +110,6 @@ def _azure_sessions(path: str, limit: Optional[int], max_tokens: Optional[int], 
         yield from _azure_rows(path, f, limit, max_tokens, agent, first_id)
 
 
-def _text_lines(path: str, f: IO[bytes]) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of each line, decoded as UTF-8, without its line ending."""
-    for n, raw in enumerate(f, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"{path}: line {n}: byte 0x{raw[e.start]:02x} at column {e.start + 1} is not UTF-8: "
-                             f"expected a UTF-8 text file") from None
-        if n == 1:
-            text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
-        yield n, text.rstrip("\r\n")
-
-
 def _azure_header(path: str, lines: Iterator[tuple[int, str]]) -> tuple[int, int, int, int]:
     """Read the header; return the column count and the indices of the three columns."""
     expected = ",".join(AZURE_COLUMNS)
@@ -148,7 +135,7 @@ def _count(path: str, n: int, column: str, text: str) -> int:
 
 def _azure_rows(path: str, f: IO[bytes], limit: Optional[int], max_tokens: Optional[int], agent: str,
                 first_id: int) -> Iterator[Session]:
-    lines = _text_lines(path, f)
+    lines = text_lines(path, f)
     n_cols, i_ts, i_in, i_out = _azure_header(path, lines)
     first: Optional[tuple[int, float, bool]] = None
     prev: tuple[int, float, int, str] = (0, 0.0, 0, "")  # whole, fraction, line, text of the previous row
@@ -192,3 +179,40 @@ def _azure_rows(path: str, f: IO[bytes], limit: Optional[int], max_tokens: Optio
     if count == 0:
         raise InputError(f"{path}: line {last_line + 1}: no data rows after the header: "
                          f"expected at least one request")
+
+
+# --- one entry point -------------------------------------------------------------------------------
+
+def _azure_2023(path: str | os.PathLike, *, limit: Optional[int] = None,
+                max_tokens: Optional[int] = None) -> Iterator[Session]:
+    label = "azure-code" if "code" in Path(path).name else "azure-conv"
+    return load_azure_2023(path, limit=limit, max_tokens=max_tokens, agent=label)
+
+
+Loader = Callable[..., Iterator[Session]]
+
+LOADERS: dict[str, Loader] = {
+    "azure-2023": _azure_2023,
+    "mooncake": load_mooncake,
+    "claude-code": load_claude_code,
+    "tracelab": load_tracelab,
+    "vidur-csv": load_vidur_csv,
+}
+
+
+def load_trace(format: str, path: str | os.PathLike, *, limit: Optional[int] = None,
+               max_tokens: Optional[int] = None) -> Iterator[Session]:
+    """Stream the sessions of a trace file in ``format`` (a key of ``LOADERS``).
+
+    ``path`` may also be the name of a bundled trace. Arguments are checked now; the file as it is read.
+    """
+    loader = LOADERS.get(format)
+    if loader is None:
+        raise InputError(f"trace format {format!r}: unknown format: expected one of {', '.join(sorted(LOADERS))}")
+    return loader(resolve_trace(path), limit=limit, max_tokens=max_tokens)
+
+
+def resolve_trace(path_or_name: str | os.PathLike) -> Path:
+    """The file of a bundled trace name, or ``path_or_name`` itself."""
+    name = os.fspath(path_or_name)
+    return bundled_trace_path(name) if name in BUNDLED_TRACES else Path(name)
