@@ -180,8 +180,11 @@ def _attach_optional() -> None:
 
 
 def _attach() -> None:
+    from agentwatt.sim.plan_cli import plan_cmd, sweep_cmd
     from agentwatt.traces.cli import workload_cmd
     main.add_command(workload_cmd, "workload")
+    main.add_command(sweep_cmd, "sweep")
+    main.add_command(plan_cmd, "plan")
 
 
 _attach_optional()

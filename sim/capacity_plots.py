@@ -51,6 +51,7 @@ def metric_vs_param(summary: pd.DataFrame, metric: str, path: Path) -> Path | No
         ax.errorbar(g[x].astype(str) if g[x].dtype == object else g[x], g["mean"], yerr=_yerr(g),
                     marker="o", capsize=3, label=label)
     conf = df["confidence"].iloc[0]
+    _log_if_wide(ax, df["mean"])
     ax.set_xlabel(x.removeprefix("param."))
     ax.set_ylabel(metric)
     ax.set_title(f"{metric}: mean over seeds, {conf:.0%} CI")
@@ -69,36 +70,61 @@ def pareto_front(gpus: np.ndarray, latency: np.ndarray) -> np.ndarray:
     return keep
 
 
+LOAD_SUFFIXES = ("rate_per_s", "concurrency", "time_scale", "sessions")
+
+
+def _load_params(params: list[str]) -> list[str]:
+    """Swept parameters that set the offered load: points under different loads are not rivals."""
+    return [p for p in params if p.rsplit(".", 1)[-1] in LOAD_SUFFIXES]
+
+
+def _log_if_wide(ax, values) -> None:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size and v.max() / v.min() > 20:
+        ax.set_yscale("log")
+
+
 def pareto_cost_latency(summary: pd.DataFrame, metric: str, path: Path) -> Path | None:
-    """Cost (GPUs) against ``metric`` per point, the Pareto front drawn as a step line."""
+    """Cost (GPUs) against ``metric`` per point; the Pareto front (no point with fewer or equal GPUs
+    and a lower metric) as a step line, one front per offered load when a load was swept."""
     params = _params(summary)
     lat, cost = _metric(summary, metric), _metric(summary, "gpus")
     if lat.empty or cost.empty:
         return None
     df = lat.merge(cost[["point", "mean"]].rename(columns={"mean": "gpus"}), on="point")
-    front = pareto_front(df["gpus"].to_numpy(float), df["mean"].to_numpy(float))
+    loads = _load_params(params)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     ax.errorbar(df["gpus"], df["mean"], yerr=_yerr(df), fmt="o", color="0.6", capsize=3, label="sweep points")
-    f = df[front].sort_values("gpus")
-    ax.step(f["gpus"], f["mean"], where="post", color="C3", marker="o", label="Pareto front")
-    if len(df) <= 24 and params:
-        for _, row in f.iterrows():
-            ax.annotate(_label(row, params), (row["gpus"], row["mean"]), fontsize=6, xytext=(4, 4),
-                        textcoords="offset points")
+    groups = df.groupby(loads, sort=True) if loads else [((), df)]
+    for i, (key, g) in enumerate(groups):
+        f = g[pareto_front(g["gpus"].to_numpy(float), g["mean"].to_numpy(float))].sort_values("gpus")
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{p.removeprefix('param.')}={v}" for p, v in zip(loads, key))
+        ax.step(f["gpus"], f["mean"], where="post", color=f"C{i % 10}", marker="o",
+                label=f"Pareto front{': ' + label if label else ''}")
+        if len(df) <= 24 and params and not loads:
+            for _, row in f.iterrows():
+                ax.annotate(_label(row, params), (row["gpus"], row["mean"]), fontsize=6, xytext=(4, 4),
+                            textcoords="offset points")
+    _log_if_wide(ax, df["mean"])
     ax.set_xlabel("GPUs")
     ax.set_ylabel(metric)
-    ax.set_title(f"cost vs {metric}")
+    ax.set_title(f"cost vs {metric} (mean over seeds, CI bars)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path)
 
 
 def power_vs_load(summary: pd.DataFrame, path: Path) -> Path | None:
-    """Average and peak power (mean over seeds) against the realised session arrival rate, one
-    line per fleet size when ``fleet.replicas`` was swept."""
-    avg = _metric(summary, "avg_power_w")
-    peak_key = "facility_peak_power_w" if not _metric(summary, "facility_peak_power_w").empty else "peak_power_w"
+    """Average and peak power (mean over seeds; facility power when the summaries have it, else
+    GPU) against the realised session arrival rate, one line per fleet size when
+    ``fleet.replicas`` was swept."""
+    fac = _metric(summary, "facility_avg_power_w")
+    base = "facility" if not fac.empty and fac["mean"].notna().all() else "GPU"
+    avg = fac if base == "facility" else _metric(summary, "avg_power_w")
+    peak_key = "facility_peak_power_w" if base == "facility" else "peak_power_w"
     arrived, end = _metric(summary, "sessions_arrived"), _metric(summary, "arrivals_end_s")
     if avg.empty or avg["mean"].isna().all() or arrived.empty or end.empty:
         return None
@@ -116,7 +142,7 @@ def power_vs_load(summary: pd.DataFrame, path: Path) -> Path | None:
         ax.plot(g["rate"], g["peak"] / 1e3, ls="--", color=f"C{i % 10}", label=label and f"{label}, peak")
     ax.set_xlabel("session arrival rate (sessions/s, realised)")
     ax.set_ylabel("power (kW)")
-    ax.set_title(f"power vs load (solid: average GPU; dashed: {peak_key.removesuffix('_w')})")
+    ax.set_title(f"{base} power vs load (solid: average, dashed: peak; mean over seeds)")
     ax.grid(alpha=0.3)
     ax.set_ylim(bottom=0)
     if by:

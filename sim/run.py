@@ -71,7 +71,7 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
     end_s = scenario.run.duration_s
     for wc, seed in zip(scenario.workload, seeds):
         if wc.trace is not None:
-            gen = workload.open_loop_trace(ctx, wc, end_s)
+            gen = workload.open_loop_trace(ctx, wc, end_s, seed)
         elif wc.arrival == "closed":
             gen = workload.closed_loop(ctx, wc, seed, end_s)
         else:

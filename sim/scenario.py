@@ -99,6 +99,8 @@ class WorkloadClass:
     format: str = "azure-2023"
     limit: int | None = None          # at most this many trace rows
     time_scale: float = 1.0           # multiply trace inter-arrival times (0.5 = twice the rate)
+    retime: bool = False              # trace sessions start at the arrival process's times instead
+    repeat: bool = False              # retimed traces: cycle through the trace's sessions again
 
     @property
     def label(self) -> str:
@@ -335,7 +337,7 @@ def _facility(t: dict, where: str) -> FacilityConfig:
 
 
 _WORKLOAD_KEYS = {"agent", "mix", "knobs", "arrival", "rate_per_s", "arrival_params", "concurrency", "sessions",
-                  "think_time_s", "trace", "format", "limit", "time_scale"}
+                  "think_time_s", "trace", "format", "limit", "time_scale", "repeat"}
 
 
 def _arrival_kinds() -> tuple[str, ...]:
@@ -381,9 +383,26 @@ def _workload(w: Any, i: int, where: str, base_dir: Path | None) -> WorkloadClas
         raise InputError(f"{where}: [{table}] expected exactly one of agent = \"...\", mix = {{...}} or trace = \"...\"")
     if trace is None:
         return _generated_class(w, agent, mix, where, table)
-    for k in ("rate_per_s", "arrival", "knobs", "arrival_params", "concurrency", "sessions", "think_time_s"):
+    for k in ("knobs", "concurrency", "sessions", "think_time_s"):
         if k in w:
-            raise InputError(f"{where}: [{table}] {k}: not used with trace = ...: the trace gives arrivals")
+            raise InputError(f"{where}: [{table}] {k}: not used with trace = ...")
+    retime = "arrival" in w or "rate_per_s" in w
+    rate, arrival, params = None, "poisson", {}
+    if retime:
+        # the trace's sessions, started at the times of an arrival process (e.g. agent sessions
+        # recorded without absolute times)
+        arrival = _str(w, "arrival", "poisson", where, table,
+                       choices=tuple(k for k in _arrival_kinds() if k not in ("closed", "trace")))
+        params = w.get("arrival_params", {})
+        if not isinstance(params, dict):
+            raise InputError(f"{where}: [{table}] arrival_params = {params!r}: expected a table")
+        if "rate_per_s" in w:
+            rate = _num(w, "rate_per_s", None, where, table, lo=0, lo_open=True, hi=1e7)
+        _check_arrivals(arrival, rate, params, where, table)
+        if "time_scale" in w:
+            raise InputError(f"{where}: [{table}] time_scale: not used when an arrival process retimes the trace")
+    elif "arrival_params" in w or "repeat" in w:
+        raise InputError(f"{where}: [{table}] arrival_params/repeat: expected arrival = \"...\" to retime the trace")
     from agentwatt.traces.loaders import BUNDLED_TRACES
     if trace not in BUNDLED_TRACES:
         tp = Path(trace)
@@ -397,7 +416,9 @@ def _workload(w: Any, i: int, where: str, base_dir: Path | None) -> WorkloadClas
     formats = tuple(sorted(getattr(loaders, "LOADERS", {"azure-2023": None})))
     return WorkloadClass(trace=trace, format=_str(w, "format", "azure-2023", where, table, choices=formats),
                          limit=_num(w, "limit", None, where, table, integer=True, lo=1),
-                         time_scale=_num(w, "time_scale", 1.0, where, table, lo=0, lo_open=True, hi=1e6))
+                         time_scale=_num(w, "time_scale", 1.0, where, table, lo=0, lo_open=True, hi=1e6),
+                         retime=retime, arrival=arrival, rate_per_s=rate, arrival_params=dict(params),
+                         repeat=_bool(w, "repeat", False, where, table))
 
 
 def _generated_class(w: dict, agent: str | None, mix: Any, where: str, table: str) -> WorkloadClass:

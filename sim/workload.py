@@ -97,7 +97,30 @@ def _trace_sessions(ctx: SessionContext, wc: WorkloadClass, end_s: float) -> Ite
         yield relabel(s, sid, t)
 
 
-def open_loop_trace(ctx: SessionContext, wc: WorkloadClass, end_s: float):
+def _retimed_sessions(ctx: SessionContext, wc: WorkloadClass, seed: np.random.SeedSequence,
+                      end_s: float) -> Iterator[Session]:
+    """The trace's sessions in order (cycling if ``repeat``), started at an arrival process's times."""
+    from agentwatt.traces import loaders
+    path = _trace_path(wc)
+    times = _arrival_times(wc, np.random.default_rng(seed), end_s)
+    while True:
+        src = loaders.load_trace(wc.format, path, limit=wc.limit)
+        any_session = False
+        for s in src:
+            any_session = True
+            t = next(times, None)
+            if t is None:
+                return
+            sid = ctx.next_session_id
+            ctx.next_session_id += 1
+            yield relabel(s, sid, t)
+        if not (wc.repeat and any_session):
+            return
+
+
+def open_loop_trace(ctx: SessionContext, wc: WorkloadClass, end_s: float, seed: np.random.SeedSequence | None = None):
+    if wc.retime:
+        return _start_at_arrivals(ctx, _retimed_sessions(ctx, wc, seed or np.random.SeedSequence(0), end_s))
     return _start_at_arrivals(ctx, _trace_sessions(ctx, wc, end_s))
 
 

@@ -167,7 +167,7 @@ def test_cli_plan_prints_answer_margin_and_power(exhaustive):
     assert r.exit_code == 0, r.output
     out = r.stdout
     assert "answer: fleet.replicas = 3 (3 GPUs)" in out
-    assert f"upper 90% bound" in out and "to spare" in out
+    assert "upper 90% bound" in out and "to spare" in out
     assert "power: peak" in out and "energy per session" in out
 
 

@@ -41,8 +41,8 @@ def _strip(table):
 
 def test_killed_worker_loses_no_runs_and_workers_match_serial(scenario, tmp_path):
     grid = build_grid(["fleet.replicas=1,2,3,4", "workload.0.rate_per_s=0.5,1"], seeds=1)
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    cluster_args = dict(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0")
+    with distributed.LocalCluster(**cluster_args) as cluster, distributed.Client(cluster) as client:
         killed = []
 
         def kill_a_busy_worker(spec, n):
