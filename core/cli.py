@@ -11,6 +11,22 @@ from agentwatt.errors import AgentwattError
 
 
 class _Group(click.Group):
+    def main(self, *args, **kwargs):
+        """Usage errors (a bad flag or value) print one line, not click's usage block."""
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.UsageError as e:
+            where = f"{e.ctx.command_path}: " if e.ctx is not None else ""
+            click.echo(f"error: {where}{e.format_message()}", err=True)
+            sys.exit(2)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        if isinstance(rv, int) and rv != 0:
+            sys.exit(rv)
+        return rv
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)

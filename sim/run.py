@@ -91,6 +91,7 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
     from agentwatt.sim.report import summarize
     calls = rec.calls_frame()
     sessions = rec.sessions_frame()
+    _check_times(scenario, calls, sessions, t_end)
     fp = None
     if profile.power.available:
         fp = fleet_power([r.bins for r in replicas], profile.hardware.tp, profile.power.idle_w,
@@ -106,6 +107,20 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
     summary["wall_time_s"] = round(time.perf_counter() - wall0, 3)
     return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power,
                    power_levels=levels)
+
+
+def _check_times(scenario: Scenario, calls: pd.DataFrame, sessions: pd.DataFrame, t_end: float) -> None:
+    """Simulated time runs forward: submit ≤ first token ≤ finish ≤ end, arrival ≤ finish."""
+    seed = scenario.run.seed
+    fin = calls[calls["status"] == "finished"]
+    bad = ((fin["first_token_s"] < fin["submit_s"]) | (fin["finish_s"] < fin["first_token_s"])
+           | (fin["finish_s"] > t_end + 1e-9))
+    if bool(bad.any()):
+        row = fin[bad].iloc[0]
+        raise InvariantViolation(f"bug (seed {seed}): call {row['session_id']}/{row['node_id']} times out of order")
+    sf = sessions[sessions["status"] == "finished"]
+    if bool((sf["finish_s"] < sf["arrival_s"]).any()):
+        raise InvariantViolation(f"bug (seed {seed}): a session finished before it arrived")
 
 
 def _check_facility_energy(scenario: Scenario, replicas, fp) -> None:

@@ -164,3 +164,25 @@ def test_step_skipping_gives_the_same_results():
         for p in ("p50", "p99", "mean"):
             assert on[key][p] == pytest.approx(off[key][p], rel=1e-3), (key, p)
     assert on["gpu_energy_j"] == pytest.approx(off["gpu_energy_j"], rel=1e-3)
+
+
+def test_result_files_byte_identical_across_processes(tmp_path):
+    import hashlib
+    code = ("import sys; from agentwatt.sim.run import run; from agentwatt.sim.output import write_results;"
+            "from agentwatt.sim.scenario import load_scenario;"
+            "r=run(load_scenario(None, {'run.duration_s': 60})); write_results(r, sys.argv[1])")
+    digests = []
+    for i, h in enumerate(("1", "7")):
+        out = tmp_path / f"o{i}"
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True, env={"PYTHONHASHSEED": h, "PATH": ""})
+        files = sorted(p for p in out.iterdir())
+        d = {}
+        for p in files:
+            if p.name == "summary.json":
+                s = json.loads(p.read_text())
+                s.pop("wall_time_s")
+                d[p.name] = json.dumps(s, sort_keys=True)
+            else:
+                d[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
+        digests.append(d)
+    assert digests[0] == digests[1]
