@@ -69,6 +69,10 @@ def simulate(scenario: Path | None, out_dir: Path, seed: int | None, no_plots: b
     res = run(sc, progress=sys.stderr.isatty())
     written = write_results(res, out_dir, plots=not no_plots)
     click.echo(format_summary(res.summary))
+    if res.summary["calls_dropped"]:
+        click.echo(f"warning: {res.summary['calls_dropped']} LLM call(s) dropped: prompt + output longer than a "
+                   f"replica's KV cache ({res.summary['kv_capacity_tokens_per_replica']} tokens); their sessions "
+                   f"were abandoned", err=True)
     click.echo(f"wrote {len(written)} files to {out_dir}/: " + ", ".join(p.name for p in written.values()))
 
 
@@ -207,4 +211,4 @@ _attach_optional()
 _attach()
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="agentwatt")
