@@ -80,7 +80,9 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
     deadline = scenario.run.duration_s + scenario.run.drain_timeout_s
     if progress:
         env.process(_progress(env, deadline, max(1.0, deadline / 200)))
-    open_loop = any(wc.trace is not None or wc.arrival != "closed" for wc in scenario.workload)
+    # a generated open-loop class defines a time window: run at least to its end; trace replays and
+    # closed-loop users end when their sessions do
+    open_loop = any(wc.arrival != "closed" and (wc.trace is None or wc.retime) for wc in scenario.workload)
     env.run(until=env.process(_controller(ctx, procs, end_s if open_loop else 0.0, deadline)))
     t_end = env.now
     for r in replicas:
