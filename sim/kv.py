@@ -179,3 +179,59 @@ class BlockManager:
                 raise AssertionError(f"block {b} has negative refcount")
             if (self.ref[b] == 0) != (b in self.free):
                 raise AssertionError(f"block {b}: refcount {self.ref[b]} vs free-queue membership")
+
+
+class CountingBlockManager:
+    """The block pool without a prefix cache: only how many blocks are free matters, so blocks are
+    counted, not tracked one by one (same interface as ``BlockManager``; block ids are all -1)."""
+
+    def __init__(self, num_blocks: int, block_size: int) -> None:
+        if num_blocks < 1 or block_size < 1:
+            raise ValueError("num_blocks and block_size must be >= 1")
+        self.num_blocks = num_blocks
+        self.block_size = block_size
+        self.prefix_caching = False
+        self._free = num_blocks
+        self.hits_blocks = 0
+        self.lookups_blocks = 0
+
+    @property
+    def num_free(self) -> int:
+        return self._free
+
+    @property
+    def num_used(self) -> int:
+        return self.num_blocks - self._free
+
+    def blocks_for(self, tokens: int) -> int:
+        return -(-tokens // self.block_size)
+
+    def match_prefix(self, hashes, max_blocks: int) -> list[int]:
+        return []
+
+    def cost_of(self, hit, new_blocks: int) -> int:
+        return new_blocks
+
+    def take(self, hit) -> None:
+        pass
+
+    def allocate(self, n: int) -> list[int] | None:
+        if n > self._free:
+            return None
+        self._free -= n
+        return [-1] * n
+
+    def register(self, blocks, hashes, start: int, end: int) -> None:
+        pass
+
+    def release(self, blocks) -> None:
+        self._free += len(blocks)
+
+    @property
+    def ref(self) -> list[int]:
+        """Total references (for the end-of-run invariant): every used block has one."""
+        return [self.num_used]
+
+    def check(self) -> None:
+        if not 0 <= self._free <= self.num_blocks:
+            raise AssertionError(f"free block count {self._free} outside 0..{self.num_blocks}")

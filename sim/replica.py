@@ -13,11 +13,9 @@ import simpy
 
 from agentwatt.calibrate.profile import Profile
 from agentwatt.sim import power
-from bisect import bisect_left
-
-from agentwatt.sim.batching import (ReplicaState, Request, advance_decode, complete, decode_block_times,
+from agentwatt.sim.batching import (DecodeBlock, ReplicaState, Request, advance_decode, complete,
                                     decode_run_length, schedule)
-from agentwatt.sim.kv import BlockManager
+from agentwatt.sim.kv import BlockManager, CountingBlockManager
 from agentwatt.sim.metrics import REPLICA_CHANNELS, TimeBins
 
 
@@ -29,7 +27,8 @@ class Replica:
         self.env = env
         self.index = index
         self.profile = profile
-        self.state = ReplicaState(kv=BlockManager(num_blocks, block_size, prefix_caching),
+        kv = BlockManager(num_blocks, block_size) if prefix_caching else CountingBlockManager(num_blocks, block_size)
+        self.state = ReplicaState(kv=kv,
                                   max_num_seqs=max_num_seqs,
                                   max_num_batched_tokens=max_num_batched_tokens)
         self.bins = TimeBins(resolution_s, REPLICA_CHANNELS)
@@ -102,18 +101,21 @@ class Replica:
         at the end of the step in progress (the engine would admit it at that step boundary)."""
         env, st, lat = self.env, self.state, self.profile.latency
         b = plan.decode_seqs
-        ends = decode_block_times(lat.overhead_s, lat.decode_seq_s, lat.decode_ctx_s, b, plan.decode_ctx, k)
+        blk = DecodeBlock(lat.overhead_s + lat.decode_seq_s * b + lat.decode_ctx_s * plan.decode_ctx,
+                          lat.decode_ctx_s * b)
         t0 = env.now
         used0 = st.kv.num_used
+        total = blk.end(k)
         self._wake = env.event()
-        yield env.timeout(ends[-1]) | self._wake
+        yield env.timeout(total) | self._wake
         self._wake = None
         elapsed = env.now - t0
-        if elapsed < ends[-1]:
-            k = bisect_left(ends, elapsed) + 1      # the step in progress completes
-            if ends[k - 1] > elapsed:
-                yield env.timeout(ends[k - 1] - elapsed)
-        dt = ends[k - 1]
+        if elapsed < total:
+            k = min(k, blk.steps_started_by(elapsed))   # the step in progress completes
+            end_k = blk.end(k)
+            if end_k > elapsed:
+                yield env.timeout(end_k - elapsed)
+        dt = blk.end(k)
         self.busy_s += dt
         self.steps += k
         self.decode_tokens += b * k
