@@ -136,29 +136,51 @@ def _preempt(state: ReplicaState, r: Request) -> None:
 
 
 def _schedule_running(state: ReplicaState, plan: StepPlan) -> int:
+    """Running requests first, oldest first: each gets its remaining prompt chunk or one decode
+    token while the budget lasts; when blocks run out, preempt from the tail. (The hot loop of the
+    simulator: ``_add`` and ``_is_decode`` are inlined here.)"""
     budget = state.max_num_batched_tokens
     kv = state.kv
+    bs = kv.block_size
     running = state.running
+    items = plan.items
+    ptok = pattn = dseq = dctx = 0
     i = 0
     while i < len(running) and budget > 0:
         r = running[i]
-        n = min(r.num_tokens - r.num_computed, budget)
-        need = kv.blocks_for(r.num_computed + n) - len(r.blocks)
-        _free_pins_for(state, need)
-        while need > kv.num_free:
-            victim = running.pop()
-            _preempt(state, victim)
-            plan.preempted += 1
-            if victim is r:
-                break
+        nc = r.num_computed
+        ntok = r.prompt_len + r.num_generated
+        n = ntok - nc
+        if n > budget:
+            n = budget
+        need = -(-(nc + n) // bs) - len(r.blocks)
+        if need > 0:
+            if need > kv.num_free:
+                _free_pins_for(state, need)
+            preempted_self = False
+            while need > kv.num_free:
+                victim = running.pop()
+                _preempt(state, victim)
+                plan.preempted += 1
+                if victim is r:
+                    preempted_self = True
+                    break
+            if preempted_self:
+                break  # r itself was preempted: it was the last running request
+            r.blocks.extend(kv.allocate(need))
+        items.append((r, n))
+        if n == 1 and nc == ntok - 1 and r.num_generated > 0:
+            dseq += 1
+            dctx += nc + 1
         else:
-            if need > 0:
-                r.blocks.extend(kv.allocate(need))
-            _add(plan, r, n)
-            budget -= n
-            i += 1
-            continue
-        break  # r itself was preempted: it was the last running request
+            ptok += n
+            pattn += n * (nc + n)
+        budget -= n
+        i += 1
+    plan.prefill_tokens += ptok
+    plan.prefill_attn += pattn
+    plan.decode_seqs += dseq
+    plan.decode_ctx += dctx
     return budget
 
 
@@ -222,16 +244,21 @@ def complete(state: ReplicaState, plan: StepPlan, now: float) -> list[Request]:
     """
     kv = state.kv
     bs = kv.block_size
+    caching = kv.prefix_caching
     finished: list[Request] = []
     for r, n in plan.items:
-        if not _is_decode(r, n):
+        nc = r.num_computed
+        ntok = r.prompt_len + r.num_generated
+        if not (n == 1 and nc == ntok - 1 and r.num_generated > 0):   # prompt work, not decode
             r.prefill_computed += n
-        r.num_computed += n
-        full = r.num_computed // bs
-        if full > r.n_registered:
-            kv.register(r.blocks, r.hashes, r.n_registered, full)
-            r.n_registered = full
-        if r.num_computed == r.num_tokens:
+        nc += n
+        r.num_computed = nc
+        if caching:
+            full = nc // bs
+            if full > r.n_registered:
+                kv.register(r.blocks, r.hashes, r.n_registered, full)
+                r.n_registered = full
+        if nc == ntok:
             r.num_generated += 1
             if r.first_token_s is None:
                 r.first_token_s = now
