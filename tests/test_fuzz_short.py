@@ -35,3 +35,11 @@ def test_profile_loads_or_fails_cleanly(tmp_path_factory, case):
 def test_azure_loader_bytes(tmp_path_factory, raw):
     from agentwatt.traces.loaders import load_azure_2023
     F.bytes_target(load_azure_2023, raw, tmp_path_factory.mktemp("a"), ".csv")
+
+
+def test_stray_carriage_return_in_csv_is_a_clean_error(tmp_path):
+    # found by benchmarks/fuzz.py: the csv module raises its own error on a bare CR inside a line
+    from agentwatt.traces.loaders import load_trace
+    p = tmp_path / "v.csv"
+    p.write_bytes(b"arrived_at,num_prefill_tokens,num_decode_tokens\n1,2\r3,4\n")
+    assert F.bytes_target(lambda path: load_trace("vidur-csv", path), p.read_bytes(), tmp_path) == "rejected"

@@ -197,7 +197,10 @@ def _csv_sessions(path: str, f: IO[bytes]) -> Iterator[tuple[str, _Agent]]:
     for n, text in lines:
         if text.strip() == "":
             continue
-        cells = next(csv.reader([text]))
+        try:
+            cells = next(csv.reader([text]), [])
+        except csv.Error as e:
+            raise InputError(f"{path}: line {n}: malformed CSV ({e}): expected comma-separated fields") from None
         if len(cells) != width:
             raise InputError(f"{path}: line {n}: {len(cells)} fields: expected {width} (as the header)")
         row = {c: cells[i].strip() for c, i in cols.items()}

@@ -46,13 +46,21 @@ def _number(path: str, n: int, column: str, text: str, *, integer: bool) -> floa
     return v
 
 
+def _split(path: str, n: int, text: str) -> list[str]:
+    """One CSV line's fields; a malformed line (e.g. a stray carriage return) is an InputError."""
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error as e:
+        raise InputError(f"{path}: line {n}: malformed CSV ({e}): expected comma-separated fields") from None
+
+
 def _header(path: str, lines: Iterator[tuple[int, str]]
             ) -> tuple[int, tuple[str, str, str], tuple[int, int, int], Optional[int]]:
     """(column count, the schema's column names, their indices, index of Date or None)."""
     for n, text in lines:
         if text.strip() == "":
             continue
-        names = [c.strip() for c in next(csv.reader([text]))]
+        names = [c.strip() for c in _split(path, n, text)]
         for cols in (MAIN_COLUMNS, PYPI_COLUMNS):
             if all(c in names for c in cols):
                 date = names.index("Date") if cols is PYPI_COLUMNS and "Date" in names else None
@@ -80,7 +88,7 @@ def _rows(path: str, f: IO[bytes], limit: Optional[int], max_tokens: Optional[in
         last_line = n
         if text.strip() == "":
             continue
-        cells = [c.strip() for c in next(csv.reader([text]))]
+        cells = [c.strip() for c in _split(path, n, text)]
         if len(cells) != width:
             raise InputError(f"{path}: line {n}: {len(cells)} fields in {text!r}: expected {width} (as the header)")
         t = _number(path, n, cols[0], cells[i_t], integer=False)
