@@ -1,4 +1,8 @@
-"""``agentwatt calibrate``: the click command (attached to the main group in ``agentwatt/cli.py``).
+"""``agentwatt calibrate``: a click group (attached to the main group in ``agentwatt/cli.py``).
+
+Without a subcommand it runs the sweep (``--preset ... --device ... --out ...``); subcommands
+``transfer`` (roofline scaling, ``calibrate/transfer.py``), ``check`` (fidelity against a real serving
+loop, ``calibrate/check.py``) and ``gpus`` (the catalog, ``calibrate/gpus.py``).
 
 Errors are ``AgentwattError``s with one-line messages; the main group prints and exits on them.
 """
@@ -10,6 +14,7 @@ import click
 
 from agentwatt.calibrate.models import PRESETS
 from agentwatt.calibrate.profile import FitStats, Profile
+from agentwatt.errors import InputError
 
 
 def _pct(x: float | None) -> str:
@@ -49,21 +54,135 @@ def summarize(profile: Profile, path: Path | None) -> str:
     return "\n".join(lines)
 
 
-@click.command("calibrate")
-@click.option("--preset", required=True, metavar="NAME", help=f"Model shape: {', '.join(PRESETS)}.")
+_SWEEP_OPTIONS = ("preset", "out", "budget_minutes", "seed", "threads", "progress", "device")
+
+
+@click.group("calibrate", invoke_without_command=True)
+@click.option("--preset", default=None, metavar="NAME", help=f"Model shape: {', '.join(PRESETS)}.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Profile JSON file to write (atomically).")
 @click.option("--budget-minutes", type=float, default=None, help="Stop adding sweep points after this long.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights, inputs and point order.")
 @click.option("--threads", type=int, default=None,
               help="torch threads (default 1 on CPU: steadier on a shared machine).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar (only on a terminal).")
-def calibrate_cmd(preset: str, device: str, out: Path, budget_minutes: float | None, seed: int,
-                  threads: int | None, progress: bool) -> None:
-    """Measure prefill/decode latency (and energy, where a meter exists) and fit a profile."""
+@click.pass_context
+def calibrate_cmd(ctx: click.Context, preset: str | None, device: str, out: Path | None, budget_minutes: float | None,
+                  seed: int, threads: int | None, progress: bool) -> None:
+    """Measure prefill/decode latency (and energy, where a meter exists) and fit a profile.
+
+    \b
+    agentwatt calibrate --preset tiny --device cpu --out P.json     measure a profile
+    agentwatt calibrate transfer P.json --to h100 --model ... --tp N  scale it to another GPU/model
+    agentwatt calibrate check P.json                                  serve for real, compare with the simulator
+    """
+    if ctx.invoked_subcommand is not None:
+        given = [f"--{k.replace('_', '-')}" for k in _SWEEP_OPTIONS
+                 if ctx.get_parameter_source(k) not in (None, click.core.ParameterSource.DEFAULT)]
+        if given:
+            raise InputError(f"calibrate {ctx.invoked_subcommand}: {', '.join(given)}: sweep options "
+                             f"(agentwatt calibrate --preset ...): expected them without a subcommand")
+        return
+    missing = [f for f, v in (("--preset", preset), ("--out", out)) if v is None]
+    if missing:
+        raise InputError(f"calibrate: missing {' and '.join(missing)}: expected e.g. agentwatt calibrate --preset tiny "
+                         f"--device cpu --out tiny.json (or a subcommand: transfer, check)")
     from agentwatt.calibrate.run import calibrate
 
     profile = calibrate(preset, device, out, budget_minutes=budget_minutes, seed=seed, progress=progress,
                         threads=threads)
     click.echo(summarize(profile, out))
+
+
+@calibrate_cmd.command("transfer")
+@click.argument("profile", metavar="PROFILE")
+@click.option("--to", "to", required=True, metavar="GPU",
+              help="Target GPU: a catalog key (agentwatt calibrate gpus), or local-cpu for a CPU profile.")
+@click.option("--model", default=None, metavar="NAME", help="Target model shape (default: the profile's).")
+@click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel GPUs per replica.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Transferred profile JSON file to write (atomically).")
+def transfer_cmd(profile: str, to: str, model: str | None, tp: int, out: Path) -> None:
+    """Scale PROFILE (a file or a bundled name) to another GPU, model shape and TP degree by roofline."""
+    from agentwatt.calibrate.profile import load_profile, save_profile
+    from agentwatt.calibrate.transfer import transfer_profile
+
+    src = load_profile(profile)
+    result = transfer_profile(src, to, model=model, tp=tp, where=profile)
+    save_profile(result, out)
+    click.echo(summarize_transfer(result, out))
+
+
+@calibrate_cmd.command("check")
+@click.argument("profile", metavar="PROFILE")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the profile's device).")
+@click.option("--minutes", type=float, default=2.0, show_default=True, help="Arrivals for this long.")
+@click.option("--rate", type=float, default=None, help="Requests per second (default: a mean decode batch of "
+                                                       "a quarter of max-num-seqs, from the profile).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds arrivals, lengths and prompts.")
+@click.option("--prompt-tokens", type=int, default=128, show_default=True, help="Mean prompt length.")
+@click.option("--output-tokens", type=int, default=64, show_default=True, help="Mean output length.")
+@click.option("--lengths", type=click.Choice(["lognormal", "fixed"]), default="lognormal", show_default=True)
+@click.option("--max-num-seqs", type=int, default=None, help="Default: the largest decode batch the profile measured.")
+@click.option("--max-num-batched-tokens", type=int, default=None,
+              help="Step token budget. Default: the longest prompt the profile measured.")
+@click.option("--clock", type=click.Choice(["auto", "virtual", "wall"]), default="auto", show_default=True,
+              help="virtual: advance by timed step CPU time (one-thread CPU); wall: real time.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Report JSON to write.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar (only on a terminal).")
+def check_cmd(profile: str, device: str | None, minutes: float, rate: float | None, seed: int, prompt_tokens: int,
+              output_tokens: int, lengths: str, max_num_seqs: int | None, max_num_batched_tokens: int | None,
+              clock: str, out: Path | None, progress: bool) -> None:
+    """Serve generated requests for real with PROFILE's model on its device, replay them in the simulator
+    with PROFILE, and print the errors (latency p50/p99, energy per request, power series)."""
+    from agentwatt.calibrate.check import CheckSettings, check, summarize_check
+
+    for flag, v in (("--max-num-seqs", max_num_seqs), ("--max-num-batched-tokens", max_num_batched_tokens)):
+        if v is not None and v < 1:
+            raise InputError(f"{flag} = {v}: expected an integer >= 1")
+    settings = CheckSettings(minutes=minutes, rate_per_s=rate, seed=seed, prompt_tokens=prompt_tokens,
+                             output_tokens=output_tokens, lengths=lengths, max_num_seqs=max_num_seqs,
+                             max_num_batched_tokens=max_num_batched_tokens, clock=clock)
+    report = check(profile, device, settings, out, progress=progress)
+    click.echo(summarize_check(report))
+    if out is not None:
+        click.echo(f"wrote {out}")
+
+
+@calibrate_cmd.command("gpus")
+def gpus_cmd() -> None:
+    """List the GPU catalog the transfer uses (numbers and their sources)."""
+    from agentwatt.calibrate.gpus import GPUS
+
+    def f(v, unit=""):
+        return "n/a" if v is None else f"{v:g}{unit}"
+    for g in GPUS.values():
+        click.echo(f"{g.key:<10} {g.name:<26} HBM {f(g.hbm_gbps, ' GB/s'):<12} BF16 {f(g.bf16_dense_tflops, ' TFLOP/s'):<16}"
+                   f" {f(g.mem_gib, ' GiB'):<8} TDP {f(g.tdp_w, ' W'):<8} idle {f(g.idle_w, ' W'):<6} "
+                   f"{g.interconnect} {f(g.interconnect_gbps, ' GB/s')}")
+    click.echo("local-cpu  a CPU profile's own device, with the peaks its calibration measured (provenance.cpu_peaks)")
+
+
+def summarize_transfer(p: Profile, path: Path | None) -> str:
+    prov, lat = p.provenance, p.latency
+    src = prov["transferred_from"]
+    band = prov["error_band"]
+    eff = prov["efficiency"]
+    lines = [f"transferred {src['name']} ({src['device']} x{src['tp']}, {src['model']}) -> {p.name} "
+             f"({p.hardware.device_name} x{p.hardware.tp}, {p.model.name})",
+             f"efficiencies kept: prefill {eff['prefill_token']:.3f}, attention {eff['prefill_attn']:.3f}, "
+             f"decode {eff['decode_seq']:.3f} of peak FLOP/s; memory {eff['hbm_bandwidth']:.3f} of bandwidth; "
+             f"overhead floor {eff['overhead_floor_s'] * 1e3:.3f} ms",
+             f"step model: overhead {lat.overhead_s * 1e3:.3f} ms + {lat.prefill_token_s * 1e6:.3f} us/prompt token "
+             f"+ {lat.prefill_attn_s * 1e9:.4f} ns/attention unit + {lat.decode_seq_s * 1e6:.3f} us/decoding seq "
+             f"+ {lat.decode_ctx_s * 1e9:.3f} ns/KV token",
+             f"error band: ±{100 * band['combined_mape']:.0f} % MAPE (max {100 * band['max_ape']:.0f} %): "
+             + "; ".join(band["applies"])]
+    pw = p.power
+    lines.append(f"power (transfer): idle {pw.idle_w:.1f} W, prefill {pw.prefill_w:.1f} W, decode "
+                 f"{pw.decode_base_w:.1f} W + {pw.decode_log2_batch_w:.2f} W x log2(batch), max {pw.max_w:.0f} W"
+                 if pw.available else f"power: unavailable ({pw.reason})")
+    lines += [f"note: {n}" for n in prov["notes"] if n.startswith("CAVEAT")]
+    lines.append(f"wrote {path}" if path is not None else "profile not written")
+    return "\n".join(lines)

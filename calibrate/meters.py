@@ -96,6 +96,15 @@ class Meter:
         energy, reason = self._energy_between(key, s0, s1, dt)
         return Measurement(time_s=dt, energy_j=energy, source=self.source, reason=reason)
 
+    def read_state(self) -> tuple[float, Any, str | None]:
+        """One raw counter read ``(time, state, error)``, no device sync: for a sampler thread that
+        differences consecutive reads itself (``calibrate/powerseries.py``)."""
+        return self._sample()
+
+    def energy_between(self, s0: Any, s1: Any, dt: float) -> tuple[float | None, str | None]:
+        """Joules between two ``read_state`` states ``dt`` seconds apart (``None`` with the reason)."""
+        return self._energy_between("sample", s0, s1, dt)
+
     def _sample(self) -> tuple[float, Any, str | None]:
         try:
             state = self._read()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
+from agentwatt.calibrate.gpus import GPUS
 from agentwatt.calibrate.profile import (FitStats, Hardware, LatencyModel, ModelShape, PowerModel,
                                          Profile, save_profile)
 
@@ -27,15 +28,15 @@ LLAMA_31_70B = ModelShape(name="llama-3.1-70b", n_layers=80, hidden_size=8192, n
                           head_dim=128, intermediate_size=28672, vocab_size=128256,
                           n_params=70_553_706_496, dtype_bytes=2)
 
-# ------------------------------------------------------------------ A100-SXM4-40GB (NVIDIA datasheet)
-A100_40GB_HBM_BPS = 1.555e12     # 1,555 GB/s HBM2 (NVIDIA A100 datasheet, 40GB SXM column)
-A100_80GB_HBM_BPS = 2.039e12     # 2,039 GB/s (power.md §4.2 [P])
-A100_BF16_FLOPS = 312e12         # dense BF16 (power.md §4.2 [P]; same for 40GB and 80GB)
-A100_TDP_W = 400.0               # SXM TDP (power.md §4.2 [P])
-A100_MEM_GIB = 40.0
+# ------------------------------------------------------------------ A100-SXM4 (GPU catalog, calibrate/gpus.py)
+A100_40GB_HBM_BPS = GPUS["a100-40gb"].hbm_gbps * 1e9        # 1,555 GB/s HBM2 (NVIDIA A100 datasheet)
+A100_80GB_HBM_BPS = GPUS["a100-80gb"].hbm_gbps * 1e9        # 2,039 GB/s (power.md §4.2 [P])
+A100_BF16_FLOPS = GPUS["a100-40gb"].bf16_dense_tflops * 1e12  # dense BF16, 40GB and 80GB (power.md §4.2 [P])
+A100_TDP_W = GPUS["a100-40gb"].tdp_w                         # SXM TDP (power.md §4.2 [P])
+A100_MEM_GIB = GPUS["a100-40gb"].mem_gib
 
 # ------------------------------------------------------------------ published power (per GPU)
-A100_IDLE_W = 63.0               # SplitwiseSim constant model, A100 idle (power.md §3.1 [P])
+A100_IDLE_W = GPUS["a100-80gb"].idle_w   # SplitwiseSim constant model, A100 idle (power.md §3.1 [P]), borrowed for 40GB
 A100_PREFILL_W = 400.0           # SplitwiseSim A100 prefill = TDP (power.md §3.1 [P])
 A100_DECODE_W = 250.0            # SplitwiseSim A100 decode (power.md §3.1 [P])
 # Splitwise perf_model.csv, Llama-2-70B A100 TP2: 294 W at batch 1 → 318 W at batch 16

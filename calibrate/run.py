@@ -164,6 +164,9 @@ def _calibrate(preset: str, cfg: ModelConfig, dev: torch.device, out: Path | Non
         power = unavailable_power(meter.reason or "no energy meter")
     provenance = _provenance(preset, dev, model.dtype, meter, meter_info, sweep, hardware, budget_minutes, seed)
     provenance["step_timer"] = timer
+    if dev.type == "cpu":  # the "datasheet" a roofline transfer of this CPU profile needs (calibrate/gpus.py)
+        from agentwatt.calibrate.hostpeaks import measure_cpu_peaks
+        provenance["cpu_peaks"] = measure_cpu_peaks().to_dict()
     provenance["wall_time_s"] = round(time.perf_counter() - t_start, 3)
     profile = Profile(name=f"{preset}-{_slug(hardware.device_name)}", source="measured", model=shape,
                       hardware=hardware, latency=latency, power=power, provenance=provenance,
