@@ -200,11 +200,13 @@ def _attach_optional() -> None:
 
 
 def _attach() -> None:
+    from agentwatt.sim.paper_cli import paper_cmd
     from agentwatt.sim.plan_cli import plan_cmd, sweep_cmd
     from agentwatt.traces.cli import workload_cmd
     main.add_command(workload_cmd, "workload")
     main.add_command(sweep_cmd, "sweep")
     main.add_command(plan_cmd, "plan")
+    main.add_command(paper_cmd, "paper")
 
 
 _attach_optional()
