@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 
 import numpy as np
 
@@ -22,16 +23,16 @@ class TimeBins:
     def __init__(self, resolution_s: float, channels: tuple[str, ...]) -> None:
         self.resolution_s = resolution_s
         self.channels = {c: i for i, c in enumerate(channels)}
-        self.data = np.zeros((len(channels), 256))
-        self.totals = np.zeros(len(channels))
+        # compact double arrays: a step's add touches one or two bins, cheaper than numpy scalars
+        self.data: list[array] = [array("d", bytes(8 * 256)) for _ in channels]
+        self.totals = [0.0] * len(channels)
 
     def _grow(self, idx: int) -> None:
-        n = self.data.shape[1]
+        n = len(self.data[0])
         while n <= idx:
             n *= 2
-        new = np.zeros((self.data.shape[0], n))
-        new[:, : self.data.shape[1]] = self.data
-        self.data = new
+        for d in self.data:
+            d.extend(array("d", bytes(8 * (n - len(d)))))
 
     def add(self, ch: str, t0: float, t1: float, rate: float) -> None:
         if t1 <= t0 or rate == 0.0:
@@ -40,16 +41,18 @@ class TimeBins:
         res = self.resolution_s
         i0 = int(t0 // res)
         i1 = int(t1 // res)
-        if i1 >= self.data.shape[1]:
-            self._grow(i1)
         d = self.data[row]
+        if i1 >= len(d):
+            self._grow(i1)
         self.totals[row] += rate * (t1 - t0)
         if i0 == i1:
             d[i0] += rate * (t1 - t0)
             return
         d[i0] += rate * ((i0 + 1) * res - t0)
         if i1 > i0 + 1:
-            d[i0 + 1: i1] += rate * res
+            full = rate * res
+            for i in range(i0 + 1, i1):
+                d[i] += full
         d[i1] += rate * (t1 - i1 * res)
 
     def total(self, ch: str) -> float:
@@ -58,12 +61,13 @@ class TimeBins:
     def columns(self, end_s: float) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """(bin start times, bin widths, {channel: per-bin sums}) up to ``end_s``."""
         n = max(1, math.ceil(end_s / self.resolution_s - 1e-12))
-        if n > self.data.shape[1]:
+        if n > len(self.data[0]):
             self._grow(n)
         t = np.arange(n) * self.resolution_s
         width = np.minimum(self.resolution_s, end_s - t)
         width[width <= 0] = self.resolution_s
-        return t, width, {c: self.data[i, :n].copy() for c, i in self.channels.items()}
+        return t, width, {c: np.frombuffer(self.data[i], dtype=np.float64, count=n).copy()
+                          for c, i in self.channels.items()}
 
 
 REPLICA_CHANNELS = ("energy_j", "busy_s", "idle_tool_s", "idle_empty_s", "capped_s")

@@ -49,6 +49,7 @@ class Replica:
         self.tool_waiters: dict[int, list] = {}   # id(session state) -> [session state, tools waiting]
         self._wake: simpy.Event | None = None
         self._idle_since: float | None = 0.0
+        self.on_load = None   # callback(index, outstanding) on each change (set by a load-aware router)
         env.process(self._loop())
 
     @property
@@ -57,6 +58,8 @@ class Replica:
 
     def submit(self, req: Request) -> None:
         self.state.waiting.append(req)
+        if self.on_load is not None:
+            self.on_load(self.index, self.state.outstanding)
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
@@ -106,8 +109,9 @@ class Replica:
         t0 = env.now
         used0 = st.kv.num_used
         total = blk.end(k)
-        self._wake = env.event()
-        yield env.timeout(total) | self._wake
+        wake = self._wake = env.event()   # a new arrival or the block's end, whichever first
+        env.timeout(total).callbacks.append(lambda _t: wake.triggered or wake.succeed())
+        yield wake
         self._wake = None
         elapsed = env.now - t0
         if elapsed < total:
@@ -133,6 +137,8 @@ class Replica:
         used1 = st.kv.num_used + sum(len(r.blocks) for r in finished)  # before finished ones freed
         self.peak_kv_blocks = max(self.peak_kv_blocks, used1)
         self.kv_block_seconds += 0.5 * (used0 + used1) * dt
+        if finished and self.on_load is not None:
+            self.on_load(self.index, st.outstanding)
         for r in finished:
             r.done.succeed(r)
 
@@ -148,6 +154,8 @@ class Replica:
                 self._close_idle(env.now)
                 self._idle_since = None
             plan = schedule(st)
+            if plan.dropped and self.on_load is not None:
+                self.on_load(self.index, st.outstanding)
             for r in plan.dropped:
                 r.done.succeed(r)
             self.preemptions += plan.preempted
@@ -180,5 +188,8 @@ class Replica:
                 per_token = e / plan.tokens
                 for r, n in plan.items:
                     r.energy_j += per_token * n
-            for r in complete(st, plan, env.now):
+            finished = complete(st, plan, env.now)
+            if finished and self.on_load is not None:
+                self.on_load(self.index, st.outstanding)
+            for r in finished:
                 r.done.succeed(r)

@@ -103,3 +103,24 @@ def test_prefix_hit_skips_computed_tokens():
     plan = schedule(st)
     assert second.cached_tokens == 64           # 4 full blocks of "sys"; the 5th block differs
     assert plan.prefill_tokens == 80 - 64
+
+
+def test_least_loaded_tree_picks_what_a_scan_picks():
+    """The router's min-tree gives the replica a full scan would (fewest outstanding, lowest index)."""
+    import random
+
+    from agentwatt.sim.router import LeastLoaded
+
+    class Rep:
+        def __init__(self, i):
+            self.index, self.outstanding, self.on_load = i, 0, None
+
+    rng = random.Random(7)
+    for n in (1, 2, 3, 7, 8, 33):
+        reps = [Rep(i) for i in range(n)]
+        pol = LeastLoaded(reps)
+        for _ in range(500):
+            r = reps[rng.randrange(n)]
+            r.outstanding = max(0, r.outstanding + rng.choice((-1, 1, 1)))
+            r.on_load(r.index, r.outstanding)
+            assert pol.pick() is min(reps, key=lambda x: (x.outstanding, x.index))
