@@ -16,8 +16,18 @@ defaults of ``sim/data/default.toml`` (prefix caching on, least-loaded routing w
 affinity, power integrated at 1 s). The parent reads each child's wall time and its own peak RSS
 (``os.wait4``), and fits the growth exponent b of wall ∝ (LLM calls)^b on log-log axes.
 
+``--cells K`` splits each size into K independent cells run at the same time, one process each
+(a datacenter whose sessions are spread evenly over K clusters, each behind its own router):
+cell c simulates N/K sessions on R/K replicas with its own seed, exactly as a size-N/K run
+would. The row's wall time is the elapsed time of the whole, its RSS the *sum* of the cells'
+peaks (they are resident together). With one core per cell this is how a single machine's
+cores serve one large scenario; it changes the routing topology (K routers of R/K replicas
+instead of one router of R), not the model inside a cell.
+
 ``--cprofile N`` runs one size under cProfile in a child and prints the functions with the
-most own time (tottime) and the most cumulative time, as % of the profiled total.
+most own time (tottime) and the most cumulative time, as % of the profiled total. cProfile
+inflates code that makes many small calls; ``benchmarks/profile_breakdown.py`` reads a py-spy
+sampling profile instead (no overhead) and splits it by part of the simulator.
 """
 from __future__ import annotations
 
@@ -61,17 +71,37 @@ def child(n: int, out: str, seed: int) -> None:
         "session_e2e_p50_s": s["session_e2e_s"]["p50"]}))
 
 
-def run_size(n: int, seed: int, tmp: Path) -> dict:
-    out = tmp / f"scale_{n}.json"
-    t0 = time.perf_counter()
+def _start(n: int, seed: int, tmp: Path, tag: str) -> tuple[subprocess.Popen, Path]:
+    out = tmp / f"scale_{n}_{tag}.json"
     p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(n), str(out), "--seed", str(seed)])
-    _, status, ru = os.wait4(p.pid, 0)
+    return p, out
+
+
+def run_size(n: int, seed: int, tmp: Path, cells: int = 1) -> dict:
+    t0 = time.perf_counter()
+    procs = [_start(n // cells, seed * 1000 + c if cells > 1 else seed, tmp, f"c{c}") for c in range(cells)]
+    rows = []
+    for p, out in procs:
+        _, status, ru = os.wait4(p.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"size {n}: child exited with {os.waitstatus_to_exitcode(status)}")
+        r = json.loads(out.read_text())
+        r.update(cpu_s=ru.ru_utime + ru.ru_stime, max_rss_mib=ru.ru_maxrss / 1024.0)
+        rows.append(r)
     wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"size {n}: child exited with {os.waitstatus_to_exitcode(status)}")
-    r = json.loads(out.read_text())
-    r.update(n=n, wall_s=wall, cpu_s=ru.ru_utime + ru.ru_stime, max_rss_mib=ru.ru_maxrss / 1024.0)
-    return r
+    if cells == 1:
+        r = rows[0]
+        r.update(n=n, wall_s=wall, cells=1)
+        return r
+    total = {k: sum(r[k] for r in rows) for k in ("sessions", "sessions_completed", "calls", "replicas", "steps",
+                                                   "step_events", "cpu_s", "max_rss_mib")}
+    total.update(n=n, cells=cells, wall_s=wall, import_s=max(r["import_s"] for r in rows),
+                 run_wall_s=max(r["run_wall_s"] for r in rows), sim_time_s=max(r["sim_time_s"] for r in rows),
+                 gpu_utilization=sum(r["gpu_utilization"] * r["replicas"] for r in rows) / total["replicas"],
+                 ttft_p99_s=max(r["ttft_p99_s"] for r in rows),
+                 session_e2e_p50_s=float(np.median([r["session_e2e_p50_s"] for r in rows])),
+                 cell_run_wall_s=[r["run_wall_s"] for r in rows], cell_rss_mib=[r["max_rss_mib"] for r in rows])
+    return total
 
 
 def fit_exponent(x: list[float], y: list[float]) -> float | None:
@@ -126,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the table here")
     ap.add_argument("--cprofile", type=int, default=None, metavar="N", help="profile one run of N sessions")
     ap.add_argument("--top", type=int, default=20)
+    ap.add_argument("--cells", type=int, default=1, help="split each size into K cells run in parallel (default 1)")
     ap.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
@@ -140,11 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as td:
         for n in sizes:
-            r = run_size(n, a.seed, Path(td))
+            r = run_size(n, a.seed, Path(td), max(1, a.cells))
             rows.append(r)
             print(f"{n} sessions: {r['wall_s']:.1f} s wall, {r['max_rss_mib']:.0f} MiB", flush=True)
     print(f"load average after: {os.getloadavg()}")
     print()
+    if a.cells > 1:
+        print(f"each size as {a.cells} cells in parallel (run() = slowest cell; RSS = sum of the cells' peaks; "
+              f"TTFT p99 = worst cell)")
     print("| sessions | replicas | LLM calls | step events | sim time | wall (process) | run() | "
           "sessions / wall s | calls / wall s | peak RSS | GPU busy | TTFT p99 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -89,6 +89,16 @@ class BlockHasher:
 
 
 _NO_HASH = -1   # Python's hash() never returns -1
+_IDS: list[int] = []
+
+
+def _block_ids(n: int) -> list[int]:
+    """One process-wide list ``0, 1, …`` (at least n long) as the first run of every manager: block
+    ids are then the same int objects in every replica and request (ints above 256 are otherwise
+    a new 28-byte object per allocation). Runs are never mutated, only their windows."""
+    if len(_IDS) < n:
+        _IDS.extend(range(len(_IDS), n))
+    return _IDS
 
 
 class BlockManager:
@@ -115,7 +125,7 @@ class BlockManager:
         self.ref = [0] * num_blocks
         self.block_hash = array("q", [_NO_HASH]) * num_blocks   # content hash of a cached block
         self._where = array("q", [0]) * num_blocks              # segment id of its live free entry
-        first = [0, range(num_blocks), 0, num_blocks]            # [run id, blocks, lo, hi]
+        first = [0, _block_ids(num_blocks), 0, num_blocks]      # [run id, blocks, lo, hi]
         self._segs: deque = deque([first])
         self._runs: dict[int, list] = {0: first}
         self._next_seg = 1
@@ -275,7 +285,7 @@ class BlockManager:
             self._runs[sid] = run
         self._free += len(freed)
         self._entries += len(freed)
-        if self._entries > 4 * self.num_blocks + 1024:
+        if self._entries > 2 * self.num_blocks + 1024:
             self._compact()
 
     def _compact(self) -> None:
@@ -295,6 +305,16 @@ class BlockManager:
         self._segs = deque([run]) if live else deque()
         self._runs = {sid: run} if live else {}
         self._entries = len(live)
+
+    def drop_tables(self) -> None:
+        """Free the per-block tables once a run is over and checked (a 1,000-replica fleet holds
+        ~1-2 GB in them); counters and sizes stay for the summary. The manager is unusable after."""
+        self.ref = []
+        self.block_hash = array("q")
+        self._where = array("q")
+        self._segs = deque()
+        self._runs = {}
+        self.cached = {}
 
     def free_order(self) -> list[int]:
         """The free queue's blocks, least recently used first (for tests and checks)."""
@@ -363,6 +383,9 @@ class CountingBlockManager:
 
     def release(self, blocks) -> None:
         self._free += len(blocks)
+
+    def drop_tables(self) -> None:
+        pass
 
     @property
     def ref(self) -> list[int]:

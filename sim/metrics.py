@@ -82,6 +82,7 @@ class _Table:
         self.chunk_rows = chunk_rows
         self.buf: dict[str, list] = {c: [] for c in columns}
         self.batches: list = []
+        self._frame = None
         self.n = 0
 
     def append(self, row: dict) -> None:
@@ -106,16 +107,25 @@ class _Table:
         self.buf = {c: [] for c in self.columns}
 
     def frame(self):
-        """The whole table as a pandas DataFrame (strings decoded)."""
+        """The whole table as a pandas DataFrame (strings decoded). The packed batches are handed
+        over (freed) on the first call; later calls return the same frame."""
         import pandas as pd
         import pyarrow as pa
+        if self._frame is not None:
+            return self._frame
         self._pack()
         if not self.batches:
-            return pd.DataFrame({c: [] for c in self.columns})
-        tables = [pa.Table.from_batches([b]) for b in self.batches]
+            self._frame = pd.DataFrame({c: [] for c in self.columns})
+            return self._frame
+        batches, self.batches = self.batches, []
+        tables = [pa.Table.from_batches([b]) for b in batches]
+        del batches
         tables = [t.cast(pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
                                      for f in t.schema])) for t in tables]
-        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        table = pa.concat_tables(tables, promote_options="permissive")
+        del tables
+        self._frame = table.to_pandas(self_destruct=True)
+        return self._frame
 
 
 class Recorder:

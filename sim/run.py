@@ -88,6 +88,8 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
     for r in replicas:
         r.finish(t_end)
     _check_invariants(scenario, ctx, replicas)
+    for r in replicas:
+        r.state.kv.drop_tables()
 
     from agentwatt.sim.facility import fleet_power
     from agentwatt.sim.report import summarize
