@@ -194,6 +194,9 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
         if total_blocks > kv.num_blocks:
             waiting.popleft()
             plan.dropped.append(r)
+            for pid in r.unpin_on_admit:   # the session's kept KV here is released with the call
+                unpin(state, pid)
+            r.unpin_on_admit = []
             continue
         hit = kv.match_prefix(r.hashes, (r.num_tokens - 1) // bs)
         computed = len(hit) * bs

@@ -50,6 +50,7 @@ class Replica:
         self._wake: simpy.Event | None = None
         self._idle_since: float | None = 0.0
         self.on_load = None   # callback(index, outstanding) on each change (set by a load-aware router)
+        self._inflight = None  # (start, cost) of the step or decode block in progress
         env.process(self._loop())
 
     @property
@@ -95,7 +96,26 @@ class Replica:
             del self.tool_waiters[id(session_state)]
 
     def finish(self, t_end: float) -> None:
-        """Close the books at the end of the run (idle tail)."""
+        """Close the books at the end of the run: the part of a step still running at the deadline
+        (busy time and energy up to ``t_end``; its tokens are not counted, the step did not end; of
+        a decode block, the steps that did end are), then the idle tail."""
+        if self._inflight is not None:
+            t0, cost, blk, b = self._inflight
+            self._inflight = None
+            if blk is not None:   # a decode block: its steps that ended by t_end did happen
+                k = blk.steps_started_by(t_end - t0)
+                done = k if blk.end(k) <= t_end - t0 else k - 1
+                self.steps += done
+                self.decode_tokens += b * done
+            if t_end > t0:
+                dt = t_end - t0
+                self.busy_s += dt
+                self.bins.add("busy_s", t0, t_end, 1.0)
+                if cost.clock_fraction < 1.0:
+                    self.bins.add("capped_s", t0, t_end, 1.0)
+                if cost.watts is not None:
+                    self.busy_energy_j += cost.watts * dt
+                    self.bins.add("energy_j", t0, t_end, cost.watts)
         self._close_idle(t_end)
 
     # ------------------------------------------------------------ the step loop
@@ -111,6 +131,7 @@ class Replica:
         total = blk.end(k)
         wake = self._wake = env.event()   # a new arrival or the block's end, whichever first
         env.timeout(total).callbacks.append(lambda _t: wake.triggered or wake.succeed())
+        self._inflight = (t0, cost, blk, b)
         yield wake
         self._wake = None
         elapsed = env.now - t0
@@ -119,6 +140,7 @@ class Replica:
             end_k = blk.end(k)
             if end_k > elapsed:
                 yield env.timeout(end_k - elapsed)
+        self._inflight = None
         dt = blk.end(k)
         self.busy_s += dt
         self.steps += k
@@ -173,7 +195,9 @@ class Replica:
             used = st.kv.num_used
             self.peak_kv_blocks = max(self.peak_kv_blocks, used)
             self.kv_block_seconds += used * dt
+            self._inflight = (t0, cost, None, 0)
             yield env.timeout(dt)
+            self._inflight = None
             self.busy_s += dt
             self.steps += 1
             self.prefill_tokens += plan.prefill_tokens
