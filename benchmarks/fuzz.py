@@ -1,13 +1,25 @@
 """Long fuzz run: how many generated inputs each parser/builder got, and how many failed badly.
 
-    python benchmarks/fuzz.py [--cases 10000]
+    python benchmarks/fuzz.py [--cases 2000] [--valid-scenarios 1000] [--seed N] [--only TEXT]
 
-A bad failure is anything but running the input or rejecting it with a one-line AgentwattError.
-Goal: 0. The short profile of the same targets runs in CI (tests/test_fuzz_short.py).
+Two kinds of input per target (the short profile of the same targets runs in CI,
+tests/test_fuzz_short.py):
+
+* **valid** inputs must run: random legal scenarios are simulated and their summaries checked
+  (tests/fuzz_valid.py), generated trace files must load back to exactly their rows, perturbed
+  profiles must load field by field and simulate, and an unmutated base scenario/profile must run.
+  A valid input *fails* on any exception (a clean rejection too) or a broken property.
+* **invalid** inputs (mutated dicts, arbitrary bytes; some happen to be valid) must run or be
+  rejected with a one-line AgentwattError; anything else is a *bad* failure.
+
+Per target it prints valid tried / failed and invalid tried / ran / rejected / bad, then the totals.
+Goal: 0 failed, 0 bad. Up to three failing inputs per target are printed (shortened); to shrink
+one to a minimal example, run its strategy under hypothesis with a failing assertion.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import tempfile
@@ -16,60 +28,106 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fuzz_targets as F  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+import fuzz_valid as V  # noqa: E402
+from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+# kinds of target: every case valid, every case invalid, or (data, n_mutations) with n == 0 valid
+VALID, INVALID, MUTATED = "valid", "invalid", "mutated"
 
-def run_target(name, strategy, fn, cases: int) -> dict:
-    stats = {"tried": 0, "ran": 0, "rejected": 0, "bad": 0, "examples_of_bad": []}
-    tmp = Path(tempfile.mkdtemp(prefix=f"fuzz-{name}-"))
+
+def run_target(name: str, strategy, fn, cases: int, kind: str, rng_seed: int | None) -> dict:
+    stats = {"valid_tried": 0, "valid_failed": 0, "invalid_tried": 0, "ran": 0, "rejected": 0, "bad": 0,
+             "examples": []}
+    tmp = Path(tempfile.mkdtemp(prefix=f"fuzz-{name.replace(' ', '_')}-"))
+
+    def note(text: str) -> None:
+        if len(stats["examples"]) < 3:
+            stats["examples"].append(text[:300])
 
     @settings(max_examples=cases, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(strategy)
     def body(case):
-        stats["tried"] += 1
+        valid = kind == VALID or (kind == MUTATED and case[1] == 0)
+        data = case[0] if kind == MUTATED else case
+        stats["valid_tried" if valid else "invalid_tried"] += 1
         try:
-            stats[fn(case, tmp)] += 1
+            out = fn(data, tmp)
         except F.BadFailure as e:
-            stats["bad"] += 1
-            if len(stats["examples_of_bad"]) < 3:
-                stats["examples_of_bad"].append(str(e)[:200])
+            stats["valid_failed" if valid else "bad"] += 1
+            note(f"{'valid' if valid else 'invalid'}: {e} | input: {_short(data)}")
+            return
+        if valid and out != "ran":
+            stats["valid_failed"] += 1
+            note(f"valid input rejected | input: {_short(data)}")
+        elif not valid:
+            stats[out] += 1
 
+    if rng_seed is not None:
+        body = seed(rng_seed)(body)
     t = time.perf_counter()
     body()
     stats["wall_s"] = round(time.perf_counter() - t, 1)
     return stats
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cases", type=int, default=10_000, help="inputs per target")
-    args = ap.parse_args()
+def _short(data) -> str:
+    try:
+        return json.dumps(data, default=repr)[:400]
+    except (TypeError, ValueError):
+        return repr(data)[:400]
+
+
+def targets(cases: int, valid_scenarios: int) -> list[tuple]:
     from agentwatt.calibrate.profile import load_profile
     from agentwatt.traces import loaders
-    valid_profile = json.loads(json.dumps(load_profile("llama-3.1-8b_a100-40gb").to_dict()))
-    targets = [
-        ("profile", F.mutated(valid_profile), lambda c, d: F.profile_target(c[0], d)),
-        ("scenario", F.mutated(F.VALID_SCENARIO), lambda c, d: F.scenario_target(c[0], d)),
-        ("azure-2023 bytes", st.binary(max_size=400),
-         lambda raw, d: F.bytes_target(loaders.load_azure_2023, raw, d, ".csv")),
+    base_profile = json.loads(json.dumps(load_profile("llama-3.1-8b_a100-40gb").to_dict()))
+    out = [
+        ("scenario (valid)", V.valid_scenarios(), V.valid_scenario_target, valid_scenarios, VALID),
+        ("scenario (mutated)", F.mutated(F.VALID_SCENARIO), F.scenario_target, max(1, cases // 4), MUTATED),
+        ("profile (valid)", V.valid_profiles(), V.profile_roundtrip_target, max(1, cases // 4), VALID),
+        ("profile (mutated)", F.mutated(base_profile), F.profile_target, cases, MUTATED),
     ]
-    fmts = getattr(loaders, "LOADERS", {})
-    for fmt in sorted(fmts):
-        if fmt == "azure-2023":
+    for fmt in sorted(loaders.LOADERS):
+        out.append((f"{fmt} (valid)", V.valid_traces(fmt), V.trace_roundtrip_target, cases, VALID))
+        suffix = ".csv" if fmt in ("azure-2023", "vidur-csv") else ".jsonl"
+        out.append((f"{fmt} (bytes)", st.binary(max_size=400),
+                    lambda raw, d, fmt=fmt, suffix=suffix: F.bytes_target(
+                        lambda p: loaders.load_trace(fmt, p), raw, d, suffix), cases, INVALID))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", type=int, default=2000,
+                    help="inputs per trace and profile target (mutated scenarios and valid profiles: a quarter)")
+    ap.add_argument("--valid-scenarios", type=int, default=1000,
+                    help="valid scenarios to simulate (each runs 5-30 s of simulated arrivals, ~0.1-1 s)")
+    ap.add_argument("--seed", type=int, default=None, help="fix hypothesis's random seed (default: random)")
+    ap.add_argument("--only", default=None, help="run only targets whose name contains this text")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    head = (f"{'target':<24}{'valid':>8}{'failed':>8}{'invalid':>9}{'ran':>7}{'rejected':>10}{'bad':>6}"
+            f"{'wall s':>8}")
+    print(head)
+    print("-" * len(head))
+    totals = collections.Counter()
+    for name, strat, fn, n, kind in targets(args.cases, args.valid_scenarios):
+        if args.only and args.only not in name:
             continue
-        targets.append((f"{fmt} bytes", st.binary(max_size=400),
-                        lambda raw, d, fmt=fmt: F.bytes_target(lambda p: loaders.load_trace(fmt, p), raw, d)))
-    total_bad = 0
-    print(f"{'target':<22}{'tried':>8}{'ran':>8}{'rejected':>10}{'bad':>6}{'wall s':>8}")
-    for name, strat, fn in targets:
-        n = args.cases if name != "scenario" else max(1, args.cases // 10)
-        s = run_target(name, strat, fn, n)
-        total_bad += s["bad"]
-        print(f"{name:<22}{s['tried']:>8}{s['ran']:>8}{s['rejected']:>10}{s['bad']:>6}{s['wall_s']:>8}")
-        for ex in s["examples_of_bad"]:
-            print(f"    bad: {ex}")
-    print(f"bad failures in total: {total_bad}")
+        s = run_target(name, strat, fn, n, kind, args.seed)
+        for k in ("valid_tried", "valid_failed", "invalid_tried", "ran", "rejected", "bad"):
+            totals[k] += s[k]
+        print(f"{name:<24}{s['valid_tried']:>8}{s['valid_failed']:>8}{s['invalid_tried']:>9}{s['ran']:>7}"
+              f"{s['rejected']:>10}{s['bad']:>6}{s['wall_s']:>8}", flush=True)
+        for ex in s["examples"]:
+            print(f"    failed: {ex}")
+    print("-" * len(head))
+    tried = totals["valid_tried"] + totals["invalid_tried"]
+    print(f"inputs tried: {tried:,} ({totals['valid_tried']:,} valid, {totals['invalid_tried']:,} invalid) "
+          f"in {time.perf_counter() - t0:.0f} s")
+    print(f"valid inputs that failed: {totals['valid_failed']}")
+    print(f"invalid inputs that failed badly: {totals['bad']}")
 
 
 if __name__ == "__main__":

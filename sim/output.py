@@ -2,6 +2,7 @@
 taken from input files, so nothing in a scenario or trace can steer where output lands."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from agentwatt.io import atomic_write, atomic_write_json
@@ -10,8 +11,21 @@ FILES = {"summary": "summary.json", "calls": "calls.parquet", "sessions": "sessi
          "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png"}
 
 
-def _parquet(df, path: Path) -> None:
-    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
+def _provenance(summary: dict) -> bytes:
+    """What every table of a run carries in its Parquet metadata (key ``agentwatt``): the scenario,
+    its seed and the package versions, as in ``summary.json`` (no wall-clock fields)."""
+    return json.dumps({"scenario": summary.get("scenario"), "scenario_source": summary.get("scenario_source"),
+                       "seed": summary.get("seed"), "versions": summary.get("versions")},
+                      sort_keys=True, default=str).encode()
+
+
+def _parquet(df, path: Path, provenance: bytes | None = None) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if provenance is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"agentwatt": provenance})
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def write_results(results, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
@@ -19,15 +33,16 @@ def write_results(results, out_dir: str | Path, plots: bool = True) -> dict[str,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    _parquet(results.calls, out / FILES["calls"])
+    prov = _provenance(results.summary)
+    _parquet(results.calls, out / FILES["calls"], prov)
     written["calls"] = out / FILES["calls"]
-    _parquet(results.sessions, out / FILES["sessions"])
+    _parquet(results.sessions, out / FILES["sessions"], prov)
     written["sessions"] = out / FILES["sessions"]
     if results.power is not None:
-        _parquet(results.power, out / FILES["power"])
+        _parquet(results.power, out / FILES["power"], prov)
         written["power"] = out / FILES["power"]
     if getattr(results, "power_levels", None) is not None:
-        _parquet(results.power_levels, out / FILES["power_levels"])
+        _parquet(results.power_levels, out / FILES["power_levels"], prov)
         written["power_levels"] = out / FILES["power_levels"]
     if plots:
         written["latency_cdf"] = P.latency_cdf(results.calls, results.sessions, out / FILES["latency_cdf"])

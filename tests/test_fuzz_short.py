@@ -1,12 +1,16 @@
 """Short fuzz profile for CI: every parser and the scenario builder either runs an input or
-rejects it with a one-line AgentwattError. The long profile is benchmarks/fuzz.py."""
+rejects it with a one-line AgentwattError, and valid generated inputs (scenarios, traces of every
+loader, profiles) run, round-trip and give sane results. The long profile is benchmarks/fuzz.py."""
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentwatt.calibrate.profile import load_profile
+from agentwatt.traces.loaders import LOADERS
 from tests_support import fuzz_targets as F  # noqa: E402  (see conftest.py)
+from tests_support import fuzz_valid as V  # noqa: E402
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 VALID_PROFILE = json.loads(json.dumps(load_profile("llama-3.1-8b_a100-40gb").to_dict()))
@@ -43,3 +47,34 @@ def test_stray_carriage_return_in_csv_is_a_clean_error(tmp_path):
     p = tmp_path / "v.csv"
     p.write_bytes(b"arrived_at,num_prefill_tokens,num_decode_tokens\n1,2\r3,4\n")
     assert F.bytes_target(lambda path: load_trace("vidur-csv", path), p.read_bytes(), tmp_path) == "rejected"
+
+
+# --- valid inputs: must run (tests/fuzz_valid.py); the long profile is benchmarks/fuzz.py -------------
+# (regressions it found: tests/test_run_end_booking.py)
+
+VALID_SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+@settings(VALID_SETTINGS, max_examples=80)
+@given(V.valid_scenarios())
+def test_valid_scenario_runs_and_is_sane(tmp_path_factory, data):
+    assert V.valid_scenario_target(data, tmp_path_factory.mktemp("vs")) == "ran"
+
+
+@pytest.mark.parametrize("fmt", sorted(LOADERS))
+def test_valid_trace_round_trips(fmt, tmp_path_factory):
+    @VALID_SETTINGS
+    @given(V.valid_traces(fmt))
+    def check(case):
+        assert V.trace_roundtrip_target(case, tmp_path_factory.mktemp("vt")) == "ran"
+    check()
+
+
+@VALID_SETTINGS
+@given(V.valid_profiles())
+def test_valid_profile_loads_round_trips_and_runs(tmp_path_factory, d):
+    assert V.profile_roundtrip_target(d, tmp_path_factory.mktemp("vp")) == "ran"
+
+
+def test_valid_generators_cover_every_loader():
+    assert set(V.TRACE_STRATEGIES) == set(LOADERS)
