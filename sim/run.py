@@ -125,11 +125,11 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
 def _check_times(scenario: Scenario, calls: pd.DataFrame, sessions: pd.DataFrame, t_end: float) -> None:
     """Simulated time runs forward: submit ≤ first token ≤ finish ≤ end, arrival ≤ finish."""
     seed = scenario.run.seed
-    fin = calls[calls["status"] == "finished"]
-    bad = ((fin["first_token_s"] < fin["submit_s"]) | (fin["finish_s"] < fin["first_token_s"])
-           | (fin["finish_s"] > t_end + 1e-9))
+    fin = calls["status"] == "finished"
+    sub, first, done = calls["submit_s"], calls["first_token_s"], calls["finish_s"]
+    bad = fin & ((first < sub) | (done < first) | (done > t_end + 1e-9))
     if bool(bad.any()):
-        row = fin[bad].iloc[0]
+        row = calls[bad].iloc[0]
         raise InvariantViolation(f"bug (seed {seed}): call {row['session_id']}/{row['node_id']} times out of order")
     sf = sessions[sessions["status"] == "finished"]
     if bool((sf["finish_s"] < sf["arrival_s"]).any()):
