@@ -202,7 +202,8 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
         computed = len(hit) * bs
         n = min(r.num_tokens - computed, budget)
         new_blocks = kv.blocks_for(computed + n) - len(hit)
-        if kv.cost_of(hit, new_blocks) > kv.num_free:
+        # cost_of(hit, new) <= new + len(hit): only count exactly when that bound does not fit
+        if new_blocks + len(hit) > kv.num_free and kv.cost_of(hit, new_blocks) > kv.num_free:
             _free_pins_for(state, kv.cost_of(hit, new_blocks))
             if kv.cost_of(hit, new_blocks) > kv.num_free:
                 break

@@ -146,6 +146,7 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
     replica.submit(req)
     state["last_replica"] = replica
     yield req.done
+    req.done = None   # the event's value is req: break the cycle so both are freed at once, not by the GC
     if req.pin_id is not None:
         state["pins"].append((replica, req.pin_id))
         if ctx.kv_retention == "ttl":
