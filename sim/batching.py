@@ -292,15 +292,13 @@ def decode_run_length(state: ReplicaState, plan: StepPlan) -> int:
     if state.waiting or plan.prefill_tokens or not plan.decode_seqs or plan.dropped or plan.preempted:
         return 1
     kv = state.kv
-    bs = kv.block_size
-    reqs = [r for r, _ in plan.items]
-    k = min([r.output_len - r.num_generated for r in reqs])
+    k = min(r.output_len - r.num_generated for r, _ in plan.items)
     if k <= 1:
         return 1
-    need = sum([-(-(r.num_computed + k) // bs) - len(r.blocks) for r in reqs])
+    need = sum(kv.blocks_for(r.num_computed + k) - len(r.blocks) for r, _ in plan.items)
     while need > kv.num_free and k > 1:   # shrink until the blocks fit (rare)
         k = max(1, k // 2)
-        need = sum([-(-(r.num_computed + k) // bs) - len(r.blocks) for r in reqs])
+        need = sum(kv.blocks_for(r.num_computed + k) - len(r.blocks) for r, _ in plan.items)
     return k
 
 
@@ -342,13 +340,12 @@ def advance_decode(state: ReplicaState, plan: StepPlan, k: int, now: float) -> l
     bs = kv.block_size
     finished: list[Request] = []
     for r, _ in plan.items:
-        nc = r.num_computed + k
-        extra = -(-nc // bs) - len(r.blocks)
+        extra = kv.blocks_for(r.num_computed + k) - len(r.blocks)
         if extra > 0:
             r.blocks.extend(kv.allocate(extra))
-        r.num_computed = nc
+        r.num_computed += k
         r.num_generated += k
-        full = nc // bs
+        full = r.num_computed // bs
         if full > r.n_registered:
             kv.register(r.blocks, r.hashes, r.n_registered, full)
             r.n_registered = full

@@ -59,8 +59,7 @@ class Replica:
 
     def submit(self, req: Request) -> None:
         self.state.waiting.append(req)
-        if self.on_load is not None:
-            self.on_load(self.index, self.state.outstanding)
+        self._load_changed()
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
@@ -108,15 +107,27 @@ class Replica:
                 self.steps += done
                 self.decode_tokens += b * done
             if t_end > t0:
-                dt = t_end - t0
-                self.busy_s += dt
-                self.bins.add("busy_s", t0, t_end, 1.0)
-                if cost.clock_fraction < 1.0:
-                    self.bins.add("capped_s", t0, t_end, 1.0)
-                if cost.watts is not None:
-                    self.busy_energy_j += cost.watts * dt
-                    self.bins.add("energy_j", t0, t_end, cost.watts)
+                self._book_busy(t0, t_end - t0, cost)
         self._close_idle(t_end)
+
+    def _book_busy(self, t0: float, dt: float, cost) -> float | None:
+        """Charge ``dt`` busy seconds from ``t0`` at the step's cost: busy and capped time, and its
+        joules (returned; None when the profile has no power model)."""
+        self.busy_s += dt
+        bins = self.bins
+        bins.add("busy_s", t0, t0 + dt, 1.0)
+        if cost.clock_fraction < 1.0:
+            bins.add("capped_s", t0, t0 + dt, 1.0)
+        if cost.watts is None:
+            return None
+        e = cost.watts * dt
+        self.busy_energy_j += e
+        bins.add("energy_j", t0, t0 + dt, cost.watts)
+        return e
+
+    def _load_changed(self) -> None:
+        if self.on_load is not None:
+            self.on_load(self.index, self.state.outstanding)
 
     # ------------------------------------------------------------ the step loop
     def _decode_block(self, plan, k: int, cost):
@@ -142,16 +153,10 @@ class Replica:
                 yield env.timeout(end_k - elapsed)
         self._inflight = None
         dt = blk.end(k)
-        self.busy_s += dt
         self.steps += k
         self.decode_tokens += b * k
-        self.bins.add("busy_s", t0, t0 + dt, 1.0)
-        if cost.clock_fraction < 1.0:
-            self.bins.add("capped_s", t0, t0 + dt, 1.0)
-        if cost.watts is not None:
-            e = cost.watts * dt
-            self.busy_energy_j += e
-            self.bins.add("energy_j", t0, t0 + dt, cost.watts)
+        e = self._book_busy(t0, dt, cost)
+        if e is not None:
             share = e / b
             for r, _ in plan.items:
                 r.energy_j += share
@@ -159,14 +164,13 @@ class Replica:
         used1 = st.kv.num_used + sum(len(r.blocks) for r in finished)  # before finished ones freed
         self.peak_kv_blocks = max(self.peak_kv_blocks, used1)
         self.kv_block_seconds += 0.5 * (used0 + used1) * dt
-        if finished and self.on_load is not None:
-            self.on_load(self.index, st.outstanding)
+        if finished:
+            self._load_changed()
         for r in finished:
             r.done.succeed(r)
 
     def _loop(self):
         env, st, prof = self.env, self.state, self.profile
-        bins = self.bins
         while True:
             if not st.outstanding:
                 self._idle_since = env.now
@@ -176,8 +180,8 @@ class Replica:
                 self._close_idle(env.now)
                 self._idle_since = None
             plan = schedule(st)
-            if plan.dropped and self.on_load is not None:
-                self.on_load(self.index, st.outstanding)
+            if plan.dropped:
+                self._load_changed()
             for r in plan.dropped:
                 r.done.succeed(r)
             self.preemptions += plan.preempted
@@ -198,22 +202,16 @@ class Replica:
             self._inflight = (t0, cost, None, 0)
             yield env.timeout(dt)
             self._inflight = None
-            self.busy_s += dt
             self.steps += 1
             self.prefill_tokens += plan.prefill_tokens
             self.decode_tokens += plan.decode_seqs
-            bins.add("busy_s", t0, t0 + dt, 1.0)
-            if cost.clock_fraction < 1.0:
-                bins.add("capped_s", t0, t0 + dt, 1.0)
-            if cost.watts is not None:
-                e = cost.watts * dt
-                self.busy_energy_j += e
-                bins.add("energy_j", t0, t0 + dt, cost.watts)
+            e = self._book_busy(t0, dt, cost)
+            if e is not None:
                 per_token = e / plan.tokens
                 for r, n in plan.items:
                     r.energy_j += per_token * n
             finished = complete(st, plan, env.now)
-            if finished and self.on_load is not None:
-                self.on_load(self.index, st.outstanding)
+            if finished:
+                self._load_changed()
             for r in finished:
                 r.done.succeed(r)
