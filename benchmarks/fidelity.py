@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="report JSON of the last check")
     args = ap.parse_args(argv)
 
-    from agentwatt.calibrate.check import CheckSettings, check, summarize_check
-    from agentwatt.calibrate.cli import summarize
+    from agentwatt.validate.check import CheckSettings, check, summarize_check
+    from agentwatt.cli.calibrate import summarize
     from agentwatt.calibrate.run import calibrate
 
     with tempfile.TemporaryDirectory(prefix="agentwatt-fidelity-") as tmp:

@@ -79,7 +79,7 @@ def _short(data) -> str:
 
 
 def targets(cases: int, valid_scenarios: int) -> list[tuple]:
-    from agentwatt.calibrate.profile import load_profile
+    from agentwatt.core.profile import load_profile
     from agentwatt.traces import loaders
     base_profile = json.loads(json.dumps(load_profile("llama-3.1-8b_a100-40gb").to_dict()))
     out = [

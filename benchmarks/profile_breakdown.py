@@ -19,7 +19,7 @@ PARTS = [
     ("KV cache (sim/kv.py: prefix match, block alloc/free, hashing)", r"sim/kv\.py"),
     ("step composition (sim/batching.py)", r"sim/batching\.py"),
     ("replica step loop, energy bins (sim/replica.py, sim/metrics.py)", r"sim/replica\.py|sim/metrics\.py"),
-    ("step time and power model (sim/power.py, sim/latency.py, calibrate/profile.py)",
+    ("step time and power model (sim/power.py, sim/latency.py, core/profile.py)",
      r"sim/power\.py|sim/latency\.py|calibrate/profile\.py"),
     ("SimPy event loop (simpy/*)", r"simpy/"),
     ("sessions and routing (sim/session.py, sim/router.py)", r"sim/session\.py|sim/router\.py"),

@@ -31,7 +31,7 @@ GRID = ["fleet.replicas=1,2,3,4", "workload.0.rate_per_s=0.5,1.0,1.5,2.0"]
 
 
 def _warm(scenario: Path) -> None:
-    from agentwatt.sim.runners import run_point
+    from agentwatt.plan.runners import run_point
     run_point(str(scenario), {"run.duration_s": 5.0}, 1)
 
 
@@ -43,7 +43,7 @@ def _cpu_s() -> float:
 
 def _timed_sweep(scenario: Path, runner, out: Path) -> tuple[float, float, float]:
     """(sweep wall time, sum of the runs' own wall times, CPU seconds of the processes running them)."""
-    from agentwatt.sim.sweep import build_grid, sweep
+    from agentwatt.plan.sweep import build_grid, sweep
     cpu0 = _runner_cpu_s(runner)
     t0 = time.perf_counter()
     res = sweep(scenario, build_grid(GRID, seeds=1), out, runner, plots=False)
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--duration-s", type=float, default=300.0, help="simulated arrival time per run")
     args = ap.parse_args()
-    from agentwatt.sim.runners import DaskRunner, SerialRunner, available_cores
+    from agentwatt.plan.runners import DaskRunner, SerialRunner, available_cores
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

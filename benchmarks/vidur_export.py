@@ -19,7 +19,7 @@ KV granularity ``g``, ``K_i`` a chunk's KV length *including the chunk* rounded 
 ``attention_decode_batching_overhead_fraction`` (0.1 by default for GQA models); the benchmark
 passes 0.
 
-Our step model (``calibrate/profile.py``)::
+Our step model (``core/profile.py``)::
 
     step_s = overhead + c_p * P + a * sum_i p_i * K_i + c_d * D + e * sum_j k_j
 
@@ -245,7 +245,7 @@ def vidur_step_s(c: StepCoefficients, grid: Grid, prefill: Sequence[tuple[int, i
 
 
 def our_step_s(c: StepCoefficients, prefill: Sequence[tuple[int, int]], decode_kv: Sequence[int]) -> float:
-    """Our step model for the same batch (``calibrate/profile.py``)."""
+    """Our step model for the same batch (``core/profile.py``)."""
     P = sum(p for p, _ in prefill)
     A = sum(p * (before + p) for p, before in prefill)
     return (c.overhead_s + c.prefill_token_s * P + c.prefill_attn_s * A + c.decode_seq_s * len(decode_kv)

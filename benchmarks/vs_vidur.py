@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                  "/tmp/vidur-venv/bin/pip install vidur==0.0.26)")
 
     import vidur_export as ve
-    from agentwatt.calibrate.profile import load_profile
+    from agentwatt.core.profile import load_profile
     from agentwatt.sim.fleet import kv_capacity_tokens
     from agentwatt.sim.scenario import EngineConfig
 

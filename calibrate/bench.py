@@ -8,7 +8,7 @@ first round, when a meter exists, the same step also runs back to back inside on
 of at least ``min_energy_window_s``, and the energy is divided by the steps. Idle power is
 measured once before the sweep.
 
-Step features per point (the profile's latency model; see ``calibrate/profile.py``):
+Step features per point (the profile's latency model; see ``core/profile.py``):
 
     prefill of B prompts of length L:   P = B*L   A = B*L*L   D = 0   C = 0
     decode of B sequences at context C: P = 0     A = 0       D = B   C = B*C

@@ -19,8 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.optimize import nnls
 
-from agentwatt.calibrate.profile import FitStats, LatencyModel, PowerModel
-from agentwatt.errors import MeasurementUnavailable
+from agentwatt.core.profile import FitStats, LatencyModel, PowerModel
+from agentwatt.core.errors import MeasurementUnavailable
 
 FEATURES = ("prefill_tokens", "prefill_attn", "decode_seqs", "decode_ctx")
 MIN_FIT_POINTS = 5

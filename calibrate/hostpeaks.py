@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from agentwatt.calibrate.gpus import CpuPeaks
+from agentwatt.core.gpus import CpuPeaks
 
 
 def measure_cpu_peaks(matmul_n: int = 768, copy_mib: int = 64, repeats: int = 15) -> CpuPeaks:

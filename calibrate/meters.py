@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from agentwatt.errors import MeasurementUnavailable
+from agentwatt.core.errors import MeasurementUnavailable
 
 DEFAULT_POWERCAP = Path("/sys/class/powercap")
 MIN_NVML_WINDOW_S = 1.0

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
-from agentwatt.calibrate.gpus import GPUS
-from agentwatt.calibrate.profile import (FitStats, Hardware, LatencyModel, ModelShape, PowerModel,
+from agentwatt.core.gpus import GPUS
+from agentwatt.core.profile import (FitStats, Hardware, LatencyModel, ModelShape, PowerModel,
                                          Profile, save_profile)
 
 # ------------------------------------------------------------------ model shapes (public configs)
@@ -28,7 +28,7 @@ LLAMA_31_70B = ModelShape(name="llama-3.1-70b", n_layers=80, hidden_size=8192, n
                           head_dim=128, intermediate_size=28672, vocab_size=128256,
                           n_params=70_553_706_496, dtype_bytes=2)
 
-# ------------------------------------------------------------------ A100-SXM4 (GPU catalog, calibrate/gpus.py)
+# ------------------------------------------------------------------ A100-SXM4 (GPU catalog, core/gpus.py)
 A100_40GB_HBM_BPS = GPUS["a100-40gb"].hbm_gbps * 1e9        # 1,555 GB/s HBM2 (NVIDIA A100 datasheet)
 A100_80GB_HBM_BPS = GPUS["a100-80gb"].hbm_gbps * 1e9        # 2,039 GB/s (power.md §4.2 [P])
 A100_BF16_FLOPS = GPUS["a100-40gb"].bf16_dense_tflops * 1e12  # dense BF16, 40GB and 80GB (power.md §4.2 [P])
@@ -168,7 +168,7 @@ BUILDERS = {"llama-3.1-8b_a100-40gb": llama8b_a100_40gb, "llama-3.1-70b_8xa100-4
 
 
 def write_all(folder: Path | None = None) -> list[Path]:
-    folder = folder or Path(__file__).parent / "data"
+    folder = folder or Path(__file__).resolve().parents[1] / "core" / "data"   # agentwatt/core/data
     return [save_profile(build(), folder / f"{name}.json") for name, build in BUILDERS.items()]
 
 

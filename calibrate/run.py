@@ -15,14 +15,14 @@ from typing import Any, Callable
 
 import torch
 
-import agentwatt
+from agentwatt.core import __version__
 from agentwatt.calibrate.bench import SweepGrid, SweepResult, default_grid, run_sweep
 from agentwatt.calibrate.fit import fit_latency, fit_power, unavailable_power
 from agentwatt.calibrate.meters import Meter, parse_device, pick_meter
 from agentwatt.calibrate.models import (INIT_STD, ModelConfig, build_model, default_dtype, expected_n_params,
                                         get_preset, model_shape)
-from agentwatt.calibrate.profile import Hardware, Profile, profile_from_dict, save_profile
-from agentwatt.errors import InputError, MeasurementUnavailable
+from agentwatt.core.profile import Hardware, Profile, profile_from_dict, save_profile
+from agentwatt.core.errors import InputError, MeasurementUnavailable
 
 GIB = 2**30
 
@@ -80,7 +80,7 @@ def free_bytes_for_sweep(dev: torch.device, weight_bytes: int) -> int:
     return int(0.85 * total) - weight_bytes
 
 
-def _sync_for(dev: torch.device):
+def sync_for(dev: torch.device):
     if dev.type == "cuda":
         return lambda: torch.cuda.synchronize(dev)
     return lambda: None
@@ -151,7 +151,7 @@ def _calibrate(preset: str, cfg: ModelConfig, dev: torch.device, out: Path | Non
     try:
         sweep = run_sweep(model, grid, meter=meter, seed=seed,
                           budget_s=budget_minutes * 60 if budget_minutes is not None else None,
-                          sync=_sync_for(dev), progress=progress,
+                          sync=sync_for(dev), progress=progress,
                           mem_bytes=free_bytes_for_sweep(dev, shape.weight_bytes), clock=clock)
         meter_info = meter.info()
     finally:
@@ -164,7 +164,7 @@ def _calibrate(preset: str, cfg: ModelConfig, dev: torch.device, out: Path | Non
         power = unavailable_power(meter.reason or "no energy meter")
     provenance = _provenance(preset, dev, model.dtype, meter, meter_info, sweep, hardware, budget_minutes, seed)
     provenance["step_timer"] = timer
-    if dev.type == "cpu":  # the "datasheet" a roofline transfer of this CPU profile needs (calibrate/gpus.py)
+    if dev.type == "cpu":  # the "datasheet" a roofline transfer of this CPU profile needs (core/gpus.py)
         from agentwatt.calibrate.hostpeaks import measure_cpu_peaks
         provenance["cpu_peaks"] = measure_cpu_peaks().to_dict()
     provenance["wall_time_s"] = round(time.perf_counter() - t_start, 3)
@@ -180,7 +180,7 @@ def _calibrate(preset: str, cfg: ModelConfig, dev: torch.device, out: Path | Non
 def _provenance(preset: str, dev: torch.device, dtype: torch.dtype, meter: Meter, meter_info: dict[str, Any],
                 sweep: SweepResult, hardware: Hardware, budget_minutes: float | None, seed: int) -> dict[str, Any]:
     prov: dict[str, Any] = {
-        "tool": "agentwatt calibrate", "agentwatt_version": agentwatt.__version__,
+        "tool": "agentwatt calibrate", "agentwatt_version": __version__,
         "torch_version": torch.__version__, "python_version": platform.python_version(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "preset": preset, "device": str(dev), "device_name": hardware.device_name,

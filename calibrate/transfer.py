@@ -1,6 +1,6 @@
 """Roofline transfer: scale a profile to another GPU, model shape and tensor-parallel degree.
 
-Each latency term of the profile (``calibrate/profile.py``) is read as roofline work divided by
+Each latency term of the profile (``core/profile.py``) is read as roofline work divided by
 an *efficiency* fitted on the source (efficiency = roofline time / fitted time), and rebuilt for the
 target with the same efficiency. Per device, with ``tp`` devices, ``L`` layers, hidden size ``h``,
 ``n_h`` query heads of size ``d``, ``e`` bytes per weight/KV element, ``N_L`` parameters in the
@@ -37,9 +37,9 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import Any
 
-from agentwatt.calibrate.gpus import GPUS, GpuSpec, cpu_peaks_from, cpu_spec, get_gpu, gpu_for_device
-from agentwatt.calibrate.profile import FitStats, Hardware, LatencyModel, ModelShape, PowerModel, Profile
-from agentwatt.errors import InputError
+from agentwatt.core.gpus import GPUS, GpuSpec, cpu_peaks_from, cpu_spec, get_gpu, gpu_for_device
+from agentwatt.core.profile import FitStats, Hardware, LatencyModel, ModelShape, PowerModel, Profile
+from agentwatt.core.errors import InputError
 
 LOCAL_CPU = "local-cpu"
 MEM_FRACTION_FOR_WEIGHTS = 0.9  # weights must leave room for a KV cache (vLLM's gpu_memory_utilization)
@@ -48,14 +48,14 @@ MEM_FRACTION_FOR_WEIGHTS = 0.9  # weights must leave room for a KV cache (vLLM's
 # ------------------------------------------------------------------------------ model shapes
 
 def known_models() -> list[str]:
-    from agentwatt.calibrate.models import PRESETS
+    from agentwatt.calibrate.presets import PRESETS
     return sorted({*PRESETS, "llama-3.1-8b", "llama-3.1-70b"})
 
 
 def model_shape_named(name: str, dtype_bytes: int) -> ModelShape:
     """Shape of a known model (presets of ``calibrate/models.py`` and the published Llama-3.1 configs)."""
     from agentwatt.calibrate import published
-    from agentwatt.calibrate.models import PRESETS, expected_n_params
+    from agentwatt.calibrate.presets import PRESETS, expected_n_params
     fixed = {"llama-3.1-8b": published.LLAMA_31_8B, "llama-3.1-70b": published.LLAMA_31_70B}
     if name in fixed:
         return replace(fixed[name], dtype_bytes=dtype_bytes)

@@ -1,6 +1,6 @@
 """Capacity planning: how many GPUs an agent mix needs to meet a p99 latency target.
 
-Covers: ``agentwatt.sim.plan`` (``plan``, ``parse_slo``: the smallest fleet meeting an SLO with a
+Covers: ``agentwatt.plan.plan`` (``plan``, ``parse_slo``: the smallest fleet meeting an SLO with a
 confidence bound over seeds, found by probing and bisection), a ``mix`` workload (several agents on
 one arrival stream, ``examples/agent_mix.toml``) and the ``plan.png`` / ``plan.json`` outputs.
 
@@ -16,7 +16,7 @@ import sys
 
 from _common import EXAMPLES, parse_args
 
-from agentwatt.sim.plan import parse_slo, plan
+from agentwatt.plan.plan import parse_slo, plan
 
 
 def main(argv: list[str] | None = None) -> None:

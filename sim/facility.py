@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 
 

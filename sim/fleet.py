@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import simpy
 
-from agentwatt.calibrate.profile import Profile
-from agentwatt.errors import InputError
+from agentwatt.core.profile import Profile
+from agentwatt.core.errors import InputError
 from agentwatt.sim.replica import Replica
 from agentwatt.sim.router import Router
 from agentwatt.sim.scenario import EngineConfig, Scenario

@@ -1,11 +1,11 @@
 """Step time of one replica from a profile (pure; no SimPy).
 
-``step_s(plan)`` applies the profile's fitted step-time model (see ``calibrate/profile.py``) to a
+``step_s(plan)`` applies the profile's fitted step-time model (see ``core/profile.py``) to a
 ``StepPlan``. ``slowdown`` > 1 stretches every step (a lower clock under a power cap).
 """
 from __future__ import annotations
 
-from agentwatt.calibrate.profile import LatencyModel
+from agentwatt.core.profile import LatencyModel
 from agentwatt.sim.batching import StepPlan
 
 

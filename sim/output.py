@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agentwatt.io import atomic_write, atomic_write_json
+from agentwatt.core.io import atomic_write, atomic_write_json
 
 FILES = {"summary": "summary.json", "calls": "calls.parquet", "sessions": "sessions.parquet",
          "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png"}

@@ -6,28 +6,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agentwatt.io import atomic_write
+from agentwatt.core.io import atomic_write
 
 
-def _plt():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     def w(tmp: str) -> None:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     atomic_write(path, w)
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def latency_cdf(calls: pd.DataFrame, sessions: pd.DataFrame, path: Path) -> Path:
     """Empirical CDFs of TTFT, call e2e and session e2e, one line per agent class."""
     from agentwatt.sim.report import call_metrics, session_metrics
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     c = call_metrics(calls[calls["status"] == "finished"]) if len(calls) else None
     s = session_metrics(sessions[sessions["status"] == "finished"]) if len(sessions) else None
@@ -45,11 +45,11 @@ def latency_cdf(calls: pd.DataFrame, sessions: pd.DataFrame, path: Path) -> Path
         ax.set_ylabel("fraction ≤ x")
         ax.grid(alpha=0.3)
     fig.suptitle("Latency CDFs")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def power_over_time(power: pd.DataFrame, path: Path, title: str = "Fleet power") -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.5))
     ax.plot(power["time_s"], power["gpu_power_w"] / 1e3, lw=0.9, label="GPUs")
     if "facility_power_w" in power:
@@ -61,4 +61,4 @@ def power_over_time(power: pd.DataFrame, path: Path, title: str = "Fleet power")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.set_ylim(bottom=0)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agentwatt.calibrate.profile import Profile
+from agentwatt.core.profile import Profile
 from agentwatt.sim.batching import StepPlan
 from agentwatt.sim.latency import prefill_share
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import simpy
 
-from agentwatt.calibrate.profile import Profile
+from agentwatt.core.profile import Profile
 from agentwatt.sim import power
 from agentwatt.sim.batching import (DecodeBlock, ReplicaState, Request, advance_decode, complete,
                                     decode_run_length, schedule)

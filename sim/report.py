@@ -39,12 +39,12 @@ def session_metrics(sessions: pd.DataFrame) -> pd.DataFrame:
     return s
 
 
-def _clean(obj: Any) -> Any:
+def json_clean(obj: Any) -> Any:
     """JSON-safe: NaN/inf → None, numpy scalars → Python, rounded to 9 significant digits."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_clean(v) for v in obj]
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
@@ -57,7 +57,7 @@ def _clean(obj: Any) -> Any:
 
 def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: pd.DataFrame,
               power: pd.DataFrame | None, t_end: float, num_blocks: int) -> dict[str, Any]:
-    import agentwatt
+    from agentwatt.core import __version__
     # only the columns the summary reads (a 3 M-call table and its copies are ~0.4 GB each)
     slim = calls[["agent", "status", "submit_s", "first_token_s", "finish_s", "prompt_tokens", "output_tokens",
                   "energy_j"]]
@@ -119,9 +119,9 @@ def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: p
     out["profile"] = {"name": profile.name, "source": profile.source, "device": profile.hardware.device_name,
                       "tp": profile.hardware.tp, "model": profile.model.name,
                       "latency_fit": _fit_dict(profile.latency.fit), "provenance": profile.provenance}
-    out["versions"] = {"agentwatt": agentwatt.__version__, "python": platform.python_version(),
+    out["versions"] = {"agentwatt": __version__, "python": platform.python_version(),
                        "numpy": np.__version__, "pandas": pd.__version__, "simpy": _simpy_version()}
-    return _clean(out)
+    return json_clean(out)
 
 
 def _energy_block(scenario, ctx, replicas, fin_c, fin_s, fp, t_end: float) -> dict[str, Any]:

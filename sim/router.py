@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 
 class RoundRobin:

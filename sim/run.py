@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from agentwatt.calibrate.profile import Profile, load_profile
-from agentwatt.errors import InvariantViolation
+from agentwatt.core.profile import Profile, load_profile
+from agentwatt.core.errors import InvariantViolation
 from agentwatt.sim import workload
 from agentwatt.sim.fleet import build_fleet
 from agentwatt.sim.metrics import Recorder
 from agentwatt.sim.scenario import Scenario
-from agentwatt.sim.session import SessionContext, run_session
+from agentwatt.sim.session import SessionContext
 
 
 @dataclass

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import simpy
 
 from agentwatt.sim.batching import Request, unpin
-from agentwatt.sim.kv import BlockHasher
+from agentwatt.traces.blocks import BlockHasher
 from agentwatt.traces.schema import LLMCall, Session
 
 

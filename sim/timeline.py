@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from agentwatt.calibrate.profile import Profile, load_profile
-from agentwatt.errors import InputError
+from agentwatt.core.profile import Profile, load_profile
+from agentwatt.core.errors import InputError
 from agentwatt.sim import workload
 from agentwatt.sim.fleet import build_fleet
 from agentwatt.sim.metrics import Recorder
@@ -100,8 +100,8 @@ def record_timeline(scenario: Scenario, replica_index: int = 0, until_s: float =
 
 def plot_timeline(tl: Timeline, path: str | Path, title: str | None = None) -> Path:
     """Three stacked panels sharing the time axis: batch composition, KV use, GPU power."""
-    from agentwatt.sim.plots import _plt, _save
-    plt = _plt()
+    from agentwatt.sim.plots import pyplot, save_figure
+    plt = pyplot()
     s, p = tl.samples, tl.power
     fig, (a, b, c) = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
     a.stackplot(s["time_s"], s["decode"], s["prefill"], s["waiting"], step="post",
@@ -123,4 +123,4 @@ def plot_timeline(tl: Timeline, path: str | Path, title: str | None = None) -> P
     c.legend(fontsize=8, loc="upper left")
     for ax in (a, b, c):
         ax.grid(alpha=0.3)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))

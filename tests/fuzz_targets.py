@@ -12,7 +12,7 @@ import tomllib
 
 from hypothesis import strategies as st
 
-from agentwatt.errors import AgentwattError
+from agentwatt.core.errors import AgentwattError
 
 VALID_SCENARIO = {
     "name": "fuzz",
@@ -114,14 +114,14 @@ def scenario_target(data: dict, tmp_dir) -> str:
         tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError:
         pass  # the loader must reject it cleanly too
-    return _clean(lambda: run(load_scenario(path)))
+    return _outcome(lambda: run(load_scenario(path)))
 
 
 def profile_target(data: dict, tmp_dir) -> str:
-    from agentwatt.calibrate.profile import load_profile
+    from agentwatt.core.profile import load_profile
     path = tmp_dir / "p.json"
     path.write_text(json.dumps(data, allow_nan=True), encoding="utf-8")
-    return _clean(lambda: load_profile(path))
+    return _outcome(lambda: load_profile(path))
 
 
 def bytes_target(loader, raw: bytes, tmp_dir, suffix: str = ".txt") -> str:
@@ -134,14 +134,14 @@ def bytes_target(loader, raw: bytes, tmp_dir, suffix: str = ".txt") -> str:
         if hasattr(res, "__iter__") and not isinstance(res, (dict, str, bytes)):
             for _ in res:
                 pass
-    return _clean(go)
+    return _outcome(go)
 
 
 class BadFailure(Exception):
     pass
 
 
-def _clean(fn) -> str:
+def _outcome(fn) -> str:
     try:
         fn()
     except AgentwattError as e:

@@ -83,7 +83,7 @@ def _check(cond: bool, what: str) -> None:
 # ================================================================================ scenarios
 
 def _names():
-    from agentwatt.calibrate.profile import bundled_profile_names
+    from agentwatt.core.profile import bundled_profile_names
     from agentwatt.sim.facility import SERVER_SPECS
     from agentwatt.sim.router import ROUTERS
     from agentwatt.traces.agents import AGENTS
@@ -751,7 +751,7 @@ def _fit(draw):
 @st.composite
 def valid_profiles(draw) -> dict:
     """A bundled profile (as a JSON-able dict) with legal values redrawn; it must load and run."""
-    from agentwatt.calibrate.profile import POWER_SOURCES, SOURCES, bundled_profile_names, load_profile
+    from agentwatt.core.profile import POWER_SOURCES, SOURCES, bundled_profile_names, load_profile
     base = load_profile(draw(st.sampled_from(bundled_profile_names()))).to_dict()
     d = json.loads(json.dumps(base))
     d["name"] = draw(st.text(min_size=1, max_size=16))
@@ -786,7 +786,7 @@ def valid_profiles(draw) -> dict:
 
 def profile_roundtrip_target(d: dict, tmp_dir) -> str:
     """Load a valid profile, compare it with the file field by field, then simulate 5 s with it."""
-    from agentwatt.calibrate.profile import load_profile
+    from agentwatt.core.profile import load_profile
     from agentwatt.sim.run import run
     from agentwatt.sim.scenario import scenario_from_dict
     path = tmp_dir / "valid_profile.json"

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from agentwatt.calibrate.profile import load_profile
-from agentwatt.errors import InputError
+from agentwatt.core.profile import load_profile
+from agentwatt.core.errors import InputError
 from agentwatt.sim.run import run
 from agentwatt.sim.scenario import load_scenario
 

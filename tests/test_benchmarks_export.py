@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agentwatt.calibrate.profile import load_profile
+from agentwatt.core.profile import load_profile
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "vidur_export.py"
 

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from agentwatt.calibrate import check as C
+from agentwatt.validate import check as C
 from agentwatt.calibrate.batchstep import KVPool, Segment, model_step
 from agentwatt.calibrate.bench import SweepGrid
 from agentwatt.calibrate.meters import FakeMeter
 from agentwatt.calibrate.models import build_model, new_kv_cache
 from agentwatt.calibrate.powerseries import PowerSampler, PowerSeries
-from agentwatt.calibrate.profile import load_profile
+from agentwatt.core.profile import load_profile
 from agentwatt.calibrate.run import calibrate
-from agentwatt.calibrate.serve import RequestSpec, Slots, StepRecord, attribute_energy, generate_requests
-from agentwatt.errors import InputError
+from agentwatt.validate.serve import RequestSpec, Slots, StepRecord, attribute_energy, generate_requests
+from agentwatt.core.errors import InputError
 from agentwatt.sim.batching import Request
 
 # A small sweep (about 3 s here) covering what the short check serves: prompts <= 160, contexts <= 256.

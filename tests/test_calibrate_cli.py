@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from agentwatt.calibrate.cli import calibrate_cmd
-from agentwatt.calibrate.profile import load_profile
+from agentwatt.cli.calibrate import calibrate_cmd
+from agentwatt.core.profile import load_profile
 from agentwatt.cli import main
 
 

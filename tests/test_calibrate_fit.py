@@ -8,8 +8,8 @@ import pytest
 
 from agentwatt.calibrate.bench import SweepGrid, plan_points, step_features
 from agentwatt.calibrate.fit import design_matrix, fit_latency, fit_power, nnls_relative, unavailable_power
-from agentwatt.calibrate.profile import LatencyModel
-from agentwatt.errors import MeasurementUnavailable
+from agentwatt.core.profile import LatencyModel
+from agentwatt.core.errors import MeasurementUnavailable
 
 TRUE = LatencyModel(overhead_s=4e-3, prefill_token_s=2e-5, prefill_attn_s=3e-9, decode_seq_s=1.5e-4,
                     decode_ctx_s=6e-8)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agentwatt.calibrate import meters as mt
-from agentwatt.errors import MeasurementUnavailable
+from agentwatt.core.errors import MeasurementUnavailable
 
 
 def ticking(*times: float):

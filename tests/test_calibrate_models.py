@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agentwatt.calibrate import models as M
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 # Published parameter counts of the real checkpoints these presets copy.
 PUBLISHED_N_PARAMS = {"smollm2-135m": 134_515_008, "llama-3.2-1b": 1_235_814_400, "llama-3.1-8b": 8_030_261_248}

@@ -11,11 +11,11 @@ import torch
 from click.testing import CliRunner
 
 from agentwatt.calibrate.bench import SweepGrid, default_grid, plan_points
-from agentwatt.calibrate.cli import calibrate_cmd, summarize
+from agentwatt.cli.calibrate import calibrate_cmd, summarize
 from agentwatt.calibrate.meters import FakeMeter, pick_meter
-from agentwatt.calibrate.profile import load_profile
+from agentwatt.core.profile import load_profile
 from agentwatt.calibrate.run import calibrate, cpu_model_name, total_ram_bytes
-from agentwatt.errors import InputError, MeasurementUnavailable
+from agentwatt.core.errors import InputError, MeasurementUnavailable
 
 TINY_GRID = SweepGrid(prompt_lens=(8, 16, 32), prefill_batches=(1, 2, 3), decode_batches=(1, 2, 4),
                       context_lens=(8, 32, 64), repeats=1, rounds=1, warmup=1, min_energy_window_s=0.01, idle_s=0.02)

@@ -7,10 +7,10 @@ from dataclasses import replace
 import pytest
 
 from agentwatt.calibrate import transfer as T
-from agentwatt.calibrate.gpus import GPUS, cpu_peaks_from, cpu_spec, get_gpu, gpu_for_device
-from agentwatt.calibrate.profile import (FitStats, Hardware, LatencyModel, PowerModel, Profile, load_profile,
+from agentwatt.core.gpus import GPUS, cpu_peaks_from, cpu_spec, get_gpu, gpu_for_device
+from agentwatt.core.profile import (FitStats, Hardware, LatencyModel, PowerModel, Profile, load_profile,
                                          profile_from_dict)
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 REQUIRED = ("a100-40gb", "a100-80gb", "h100", "h200", "b200", "l40s")
 NUMBERS = ("hbm_gbps", "bf16_dense_tflops", "mem_gib", "tdp_w", "idle_w", "interconnect_gbps")

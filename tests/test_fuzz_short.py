@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentwatt.calibrate.profile import load_profile
+from agentwatt.core.profile import load_profile
 from agentwatt.traces.loaders import LOADERS
 from tests_support import fuzz_targets as F  # noqa: E402  (see conftest.py)
 from tests_support import fuzz_valid as V  # noqa: E402

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from agentwatt.sim.facility import paper_formula_power_w
-from agentwatt.sim.paper.rows import Row, fmt_power
-from agentwatt.sim.paper.values import PAPER
-from agentwatt.sim.paper_cli import paper_cmd
+from agentwatt.paper.rows import Row, fmt_power
+from agentwatt.paper.values import PAPER
+from agentwatt.cli.paper import paper_cmd
 
 # Table IV as printed in the paper (paper.md §2.10 [Q]); Table III's Wh/query (§2.9 [Q]).
 TABLE4_PRINTED = {

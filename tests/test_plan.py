@@ -5,11 +5,11 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from agentwatt.cli import _Group
-from agentwatt.errors import InputError
-from agentwatt.sim.plan import SLO, assess, parse_slo, plan, probe_ladder, search_smallest
-from agentwatt.sim.plan_cli import plan_cmd, sweep_cmd
-from agentwatt.sim.sweep import build_grid, sweep
+from agentwatt.cli.main import AgentwattGroup
+from agentwatt.core.errors import InputError
+from agentwatt.plan.plan import SLO, assess, parse_slo, plan, probe_ladder, search_smallest
+from agentwatt.cli.plan import plan_cmd, sweep_cmd
+from agentwatt.plan.sweep import build_grid, sweep
 
 # Two to three replicas are needed for this load: the p99 bound drops steeply from 1 to 3 replicas.
 TINY = """
@@ -32,7 +32,7 @@ METRIC = "session_e2e_s.p99"
 
 
 def _cli():
-    return _Group("agentwatt", commands={"sweep": sweep_cmd, "plan": plan_cmd})
+    return AgentwattGroup("agentwatt", commands={"sweep": sweep_cmd, "plan": plan_cmd})
 
 
 # ------------------------------------------------------------------------------ pure parts

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from agentwatt.sim.facility import SERVER_SPECS, paper_formula_power_w
-from agentwatt.sim.powercompare import acf, compare
+from agentwatt.validate.powercompare import acf, compare
 from agentwatt.sim.run import run
 from agentwatt.sim.scenario import scenario_from_dict
 
@@ -111,8 +111,8 @@ def test_provisioning_large_fleet_p95_below_nameplate_more_racks():
 def test_tp_larger_than_server_is_rejected():
     import dataclasses
 
-    from agentwatt.calibrate.profile import load_profile
-    from agentwatt.errors import InputError
+    from agentwatt.core.profile import load_profile
+    from agentwatt.core.errors import InputError
     prof = load_profile("llama-3.1-70b_8xa100-40gb")
     big = dataclasses.replace(prof, hardware=dataclasses.replace(prof.hardware, tp=16))
     sc = scenario_from_dict({"fleet": {"replicas": 1}, "workload": [{"agent": "chatbot-sharegpt", "rate_per_s": 1}]}, "x")

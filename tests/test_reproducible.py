@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from agentwatt.sim.runners import DaskRunner, SerialRunner
-from agentwatt.sim.sweep import build_grid, sweep
+from agentwatt.plan.runners import DaskRunner, SerialRunner
+from agentwatt.plan.sweep import build_grid, sweep
 
 distributed = pytest.importorskip("distributed")
 

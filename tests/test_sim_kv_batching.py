@@ -1,6 +1,7 @@
 """Pure model code: block hashes, block manager, step composition (no SimPy)."""
 from agentwatt.sim.batching import ReplicaState, Request, complete, schedule
-from agentwatt.sim.kv import BlockManager, block_hashes
+from agentwatt.sim.kv import BlockManager
+from agentwatt.traces.blocks import block_hashes
 from agentwatt.traces.schema import Segment
 
 

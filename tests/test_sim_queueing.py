@@ -8,7 +8,7 @@ prefill runs alone). Long run, warm-up dropped, within 5 %.
 import numpy as np
 import pytest
 
-from agentwatt.calibrate.profile import load_profile
+from agentwatt.core.profile import load_profile
 from agentwatt.sim.run import run
 from agentwatt.sim.scenario import scenario_from_dict
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.sim.scenario import load_scenario
 
 

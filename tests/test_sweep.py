@@ -7,12 +7,12 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from agentwatt.cli import _Group
-from agentwatt.errors import InputError
-from agentwatt.sim.plan_cli import plan_cmd, sweep_cmd
-from agentwatt.sim.store import ResultStore, flatten
-from agentwatt.sim.sweep import Grid, build_grid, parse_set, run_specs, sweep
-from agentwatt.sim.uncertainty import mean_ci, one_sided_bound, summarize_sweep
+from agentwatt.cli.main import AgentwattGroup
+from agentwatt.core.errors import InputError
+from agentwatt.cli.plan import plan_cmd, sweep_cmd
+from agentwatt.plan.store import ResultStore, flatten
+from agentwatt.plan.sweep import Grid, build_grid, parse_set, run_specs, sweep
+from agentwatt.plan.uncertainty import mean_ci, one_sided_bound, summarize_sweep
 
 TINY = """
 name = "tiny"
@@ -37,7 +37,7 @@ def scenario(tmp_path):
 
 
 def _cli():
-    return _Group("agentwatt", commands={"sweep": sweep_cmd, "plan": plan_cmd})
+    return AgentwattGroup("agentwatt", commands={"sweep": sweep_cmd, "plan": plan_cmd})
 
 
 def _strip(table):

@@ -5,11 +5,11 @@ import signal
 import pytest
 from click.testing import CliRunner
 
-from agentwatt.cli import _Group
-from agentwatt.errors import InputError
-from agentwatt.sim.plan_cli import plan_cmd, sweep_cmd
-from agentwatt.sim.runners import DaskRunner, SerialRunner, open_runner
-from agentwatt.sim.sweep import build_grid, sweep
+from agentwatt.cli.main import AgentwattGroup
+from agentwatt.core.errors import InputError
+from agentwatt.cli.plan import plan_cmd, sweep_cmd
+from agentwatt.plan.runners import DaskRunner, SerialRunner, open_runner
+from agentwatt.plan.sweep import build_grid, sweep
 
 distributed = pytest.importorskip("distributed")
 
@@ -67,7 +67,7 @@ def test_killed_worker_loses_no_runs_and_workers_match_serial(scenario, tmp_path
 
 
 def test_cli_sweep_on_its_own_local_cluster(scenario, tmp_path):
-    cli = _Group("agentwatt", commands={"sweep": sweep_cmd, "plan": plan_cmd})
+    cli = AgentwattGroup("agentwatt", commands={"sweep": sweep_cmd, "plan": plan_cmd})
     r = CliRunner().invoke(cli, ["sweep", str(scenario), "--set", "fleet.replicas=1,2", "--seeds", "2",
                                  "--out", str(tmp_path / "o"), "--workers", "2", "--no-plots"], obj={})
     assert r.exit_code == 0, r.output

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.traces.agents import AGENTS, ChatbotShareGPT, TaskAgent, agent_knobs, generate_sessions, make_agent
 from agentwatt.traces.sampling import lognormal_sigma_from_p95_over_mean
 from agentwatt.traces.schema import LLMCall, Segment, ToolCall, validate_session

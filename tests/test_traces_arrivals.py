@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.traces.arrivals import poisson_arrivals, trace_arrivals
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.traces.loaders import bundled_trace_path, load_azure_2023, parse_timestamp
 from agentwatt.traces.schema import Segment, validate_session
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.traces.load_claude_code import load_claude_code
 from agentwatt.traces.load_mooncake import load_mooncake
 from agentwatt.traces.load_tracelab import load_tracelab

@@ -6,9 +6,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from agentwatt.calibrate.profile import LatencyModel, load_profile
-from agentwatt.errors import InputError
-from agentwatt.traces.cli import parse_knob, workload_cmd
+from agentwatt.core.profile import LatencyModel, load_profile
+from agentwatt.core.errors import InputError
+from agentwatt.cli.workload import parse_knob, workload_cmd
 from agentwatt.traces.estimate import critical_path_s, llm_call_s, single_request_latency_s
 from agentwatt.traces.schema import LLMCall, Segment, Session, ToolCall
 from agentwatt.traces.stats import format_stats, workload_stats

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agentwatt.calibrate.profile import load_profile
+from agentwatt.core.profile import load_profile
 from agentwatt.traces.agents import make_agent
 from agentwatt.traces.estimate import call_durations_s, single_request_latency_s
 from agentwatt.traces.schema import LLMCall

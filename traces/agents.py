@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Iterable, Iterator, Mapping, Protocol
 
 import numpy as np
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.traces.builder import DagBuilder
 from agentwatt.traces.cot import CoT, SelfConsistency
 from agentwatt.traces.lats import Lats

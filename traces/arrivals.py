@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 DRAW_BLOCK = 1024  # assumption: interarrival gaps are drawn this many at a time (numpy is ~50× faster per
 #   draw in blocks); a stream therefore consumes its rng in blocks of 1,024, which one seed still fixes.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from agentwatt.calibrate.profile import LatencyModel
+from agentwatt.core.profile import LatencyModel
 from agentwatt.traces.schema import LLMCall, Segment, Session
 
 

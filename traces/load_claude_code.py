@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass, field
 from typing import IO, Iterator, Optional, Sequence
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.traces.builder import DagBuilder
 from agentwatt.traces.readers import (cap_call, check_args, empty_file, get_int, get_list, get_time, json_lines,
                                       open_binary, take_prefix, text_lines)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Iterator, Optional
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.traces.readers import cap_call, check_args, empty_file, get_int, get_list, get_time, json_lines, open_binary
 from agentwatt.traces.schema import LLMCall, Segment, Session
 

@@ -18,7 +18,7 @@ import csv
 import os
 from typing import IO, Iterator, Optional
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.traces.readers import cap_call, check_args, empty_file, open_binary, text_lines
 from agentwatt.traces.schema import LLMCall, Segment, Session
 

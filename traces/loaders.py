@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Callable, Iterator, Optional
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.traces.load_claude_code import load_claude_code
 from agentwatt.traces.load_mooncake import load_mooncake
 from agentwatt.traces.load_tracelab import load_tracelab

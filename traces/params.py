@@ -8,7 +8,7 @@ from typing import Iterable
 
 import numpy as np
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 
 def is_int(v: object) -> bool:

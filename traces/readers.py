@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, Any, Iterator, Optional, Sequence
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.traces.schema import Segment
 
 

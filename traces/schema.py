@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from agentwatt.calibrate.profile import LatencyModel
-from agentwatt.sim.kv import block_hashes
+from agentwatt.core.profile import LatencyModel
+from agentwatt.traces.blocks import block_hashes
 from agentwatt.traces.estimate import cached_prefix_tokens, prefix_chain, single_request_latency_s
 from agentwatt.traces.schema import LLMCall, Session
 

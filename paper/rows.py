@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentwatt.sim.paper.values import PAPER
+from agentwatt.paper.values import PAPER
 
 MARK = {True: "✓", False: "✗", None: "–"}
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 
 def check_confidence(confidence: float, flag: str = "--confidence") -> float:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from agentwatt.sim.paper import figures
-from agentwatt.sim.paper.rows import Row, Section, md_table
-from agentwatt.sim.paper.runs import Lab, e2e, pct, time_split, tool_like_calls
-from agentwatt.sim.paper.settings import DESIGN_POINTS, Settings
+from agentwatt.paper import figures
+from agentwatt.paper.rows import Row, Section, md_table
+from agentwatt.paper.runs import Lab, e2e, pct, time_split, tool_like_calls
+from agentwatt.paper.settings import DESIGN_POINTS, Settings
 
 TOL_CALLS = 0.15   # the target for Fig. 4
 TOL = 0.25         # rows without a stated target

@@ -8,7 +8,7 @@
   ``--format`` (one of ``traces.loaders.LOADERS``), at most ``--limit`` sessions.
 
 ``--json PATH`` also writes the numbers as JSON (atomically). The click group ``workload_cmd`` is
-attached to the main ``agentwatt`` command by ``core/cli.py``.
+attached to the main ``agentwatt`` command by ``cli/main.py``.
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from typing import Any, Optional
 import click
 import numpy as np
 
-from agentwatt.errors import AgentwattError, InputError
+from agentwatt.core.errors import AgentwattError, InputError
 
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-class _Group(click.Group):
+class AgentwattGroup(click.Group):
     """Prints an ``AgentwattError`` as one line and exits 2 (``--debug`` of the main command re-raises)."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -54,7 +54,7 @@ def parse_knob(text: str) -> tuple[str, Any]:
     return key, raw.strip("'\"")
 
 
-@click.group("workload", cls=_Group)
+@click.group("workload", cls=AgentwattGroup)
 def workload_cmd() -> None:
     """Describe workloads: agent generators and recorded traces."""
 
@@ -78,12 +78,12 @@ def stats_cmd(spec: str, knobs: tuple[str, ...], sessions: int, seed: int, fmt: 
               max_tokens: Optional[int], profile: str, no_latency: bool, no_prefix_reuse: bool,
               json_path: Optional[Path]) -> None:
     """Statistics of SPEC: an agent name, a bundled trace name or a trace file."""
-    from agentwatt.io import atomic_write_json
+    from agentwatt.core.io import atomic_write_json
     from agentwatt.traces.stats import format_stats, workload_stats
     source, stream = _sessions(spec, knobs, sessions, seed, fmt, limit, max_tokens)
     model = None
     if not no_latency:
-        from agentwatt.calibrate.profile import load_profile
+        from agentwatt.core.profile import load_profile
         model = load_profile(profile).latency
         source["latency_profile"] = profile
     result = workload_stats(stream, latency_model=model, prefix_reuse=not no_prefix_reuse)

@@ -19,9 +19,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from agentwatt import __version__
-from agentwatt.errors import InputError
-from agentwatt.io import atomic_write, atomic_write_json
+from agentwatt.core import __version__
+from agentwatt.core.errors import InputError
+from agentwatt.core.io import atomic_write, atomic_write_json
 
 FORMAT = 1
 POINTS_DIR = "points"

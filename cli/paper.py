@@ -1,4 +1,4 @@
-"""``agentwatt paper``: the paper-reproduction report (attached to the CLI in core/cli.py)."""
+"""``agentwatt paper``: the paper-reproduction report (attached to the CLI in cli/main.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +12,8 @@ import click
 @click.option("--fast", is_flag=True, help="Few sessions per setup (seconds, noisy numbers): for tests.")
 def paper_cmd(out_dir: Path, fast: bool) -> None:
     """Simulate the paper's setups and write a report beside the paper's numbers."""
-    from agentwatt.sim.paper import build_report
-    from agentwatt.sim.paper.rows import MARK
+    from agentwatt.paper import build_report
+    from agentwatt.paper.rows import MARK
     doc = build_report(out_dir, fast=fast, log=lambda m: click.echo(f"  {m}", err=True))
     checked = [r for s in doc["sections"] for r in s["rows"] if r["ok"] is not None]
     click.echo(f"{sum(r['ok'] for r in checked)} of {len(checked)} checked rows within target "

@@ -2,11 +2,11 @@
 
     profile (measured) ─► rebuild its preset model the way calibrate did (preset, seed, dtype, threads)
       ─► generate requests (seeded Poisson arrivals, fixed or lognormal lengths)
-      ─► serve them for real (calibrate/serve.py: the simulator's scheduler, batchstep model steps)
+      ─► serve them for real (validate/serve.py: the simulator's scheduler, batchstep model steps)
       ─► replay the same arrivals and lengths in the simulator with the profile
          (an Azure-2023 CSV in a temp folder, [engine] as in the loop, prefix caching off)
       ─► errors of p50/p99 TTFT and end-to-end latency, energy per request, and where a power
-         series exists the sim/powercompare.py metrics (ΔE, ACF R², KS, P95/P99)
+         series exists the validate/powercompare.py metrics (ΔE, ACF R², KS, P95/P99)
 
 Errors are (simulated − measured) / measured. Two simulations are reported: the profile as
 calibrated, and the profile plus the loop's own costs measured in the same run (the mean per-step
@@ -30,9 +30,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from agentwatt.calibrate.profile import LatencyModel, Profile, load_profile
-from agentwatt.calibrate.serve import RequestSpec, ServeResult, generate_requests, serve
-from agentwatt.errors import InputError
+from agentwatt.core.profile import LatencyModel, Profile, load_profile
+from agentwatt.validate.serve import RequestSpec, ServeResult, generate_requests, serve
+from agentwatt.core.errors import InputError
 
 GOALS = {"latency_p50": 0.05, "latency_p99": 0.10, "energy_per_request": 0.05, "acf_r2": 0.95}
 TARGET_BATCH_FRACTION = 0.25  # default arrival rate: a mean decode batch of this fraction of max_num_seqs
@@ -246,7 +246,7 @@ def check(profile_path: str | Path, device: str | None = None, settings: CheckSe
 def _check(prof: Profile, where: str, dev: torch.device, st: CheckSettings, out: Path | None, meter,
            progress: bool) -> dict[str, Any]:
     from agentwatt.calibrate.models import build_model, get_preset
-    from agentwatt.calibrate.run import _sync_for, cpu_model_name, step_timer
+    from agentwatt.calibrate.run import sync_for, cpu_model_name, step_timer
     t_start = time.perf_counter()
     prov = prof.provenance
     notes: list[str] = []
@@ -257,7 +257,7 @@ def _check(prof: Profile, where: str, dev: torch.device, st: CheckSettings, out:
     here = cpu_model_name() if dev.type == "cpu" else torch.cuda.get_device_name(dev)
     if here != prof.hardware.device_name:
         notes.append(f"this device is {here!r}; the profile was measured on {prof.hardware.device_name!r}")
-    sync = _sync_for(dev)
+    sync = sync_for(dev)
     clock = st.clock
     if clock == "auto":
         clock = "virtual" if timer_name == "thread_cpu" and not meter.available else "wall"
@@ -286,7 +286,7 @@ def _check(prof: Profile, where: str, dev: torch.device, st: CheckSettings, out:
                           meter_reason=None if meter is None else meter.reason)
     report["wall_time_s"] = round(time.perf_counter() - t_start, 3)
     if out is not None:
-        from agentwatt.io import atomic_write_json
+        from agentwatt.core.io import atomic_write_json
         atomic_write_json(out, _clean(report))
     return _clean(report)
 
@@ -385,7 +385,7 @@ def _energy_and_power(prof: Profile, res: ServeResult, sim: dict, meter_reason: 
     m, s = float(np.mean(res.energy_j)), float(np.mean(sim["energy_j"]))
     energy = {"available": True, "measured_j_per_request": m, "simulated_j_per_request": s, "error": pct_error(s, m),
               "meter": res.power.source}
-    from agentwatt.sim.powercompare import compare
+    from agentwatt.validate.powercompare import compare
     try:
         power = {"available": True, **compare(res.power.mid_s, res.power.watts, *sim["power"])}
     except InputError as e:

@@ -21,10 +21,10 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from agentwatt.errors import InputError
-from agentwatt.io import atomic_write_json
-from agentwatt.sim.store import ResultStore, RunSpec, write_parquet
-from agentwatt.sim.uncertainty import check_confidence, summarize_sweep
+from agentwatt.core.errors import InputError
+from agentwatt.core.io import atomic_write_json
+from agentwatt.plan.store import ResultStore, RunSpec, write_parquet
+from agentwatt.plan.uncertainty import check_confidence, summarize_sweep
 
 FILES = {"table": "sweep.parquet", "summary": "sweep_summary.parquet", "manifest": "sweep.json"}
 DEFAULT_SEEDS = 3
@@ -205,7 +205,7 @@ def check_points(scenario: str | None, grid: Grid) -> None:
 
 def run_specs(scenario: str | None, grid: Grid) -> list[RunSpec]:
     """Every point × seed of ``grid`` as plain-data runs (validated first)."""
-    from agentwatt.sim.runners import scenario_sha256
+    from agentwatt.plan.runners import scenario_sha256
     check_points(scenario, grid)
     sha, seed0 = scenario_sha256(scenario), base_seed(scenario)
     return [RunSpec(scenario=scenario, scenario_sha256=sha, params=point, seed=seed0 + i)
@@ -254,7 +254,7 @@ def sweep(scenario: str | Path | None, grid: Grid, out_dir: str | Path, runner=N
     Interrupted (Ctrl-C, a failed run), finished runs stay stored and the tables list them; the
     exception is re-raised. ``runner`` defaults to in-process serial runs.
     """
-    from agentwatt.sim.runners import SerialRunner
+    from agentwatt.plan.runners import SerialRunner
     check_confidence(confidence)
     t0 = time.perf_counter()
     scenario = resolve_scenario(scenario)
@@ -267,7 +267,7 @@ def sweep(scenario: str | Path | None, grid: Grid, out_dir: str | Path, runner=N
         raise
     table, summary, files = _write_tables(store, specs, grid, scenario, confidence, complete=True)
     if plots:
-        from agentwatt.sim.capacity_plots import sweep_plots
+        from agentwatt.plan.plots import sweep_plots
         files.update(sweep_plots(summary, Path(out_dir), metric))
     return SweepResult(table=table, summary=summary, files=files, runs_total=len(specs), runs_done_now=ran,
                        wall_s=time.perf_counter() - t0)

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from agentwatt.io import atomic_write_json, atomic_write_text
-from agentwatt.sim.paper import caching, energy, load, scaling, single
-from agentwatt.sim.paper.rows import Row, Section, rows_table
-from agentwatt.sim.paper.runs import Lab
-from agentwatt.sim.paper.settings import FAST, FULL, Settings
+from agentwatt.core.io import atomic_write_json, atomic_write_text
+from agentwatt.paper import caching, energy, load, scaling, single
+from agentwatt.paper.rows import Row, Section, rows_table
+from agentwatt.paper.runs import Lab
+from agentwatt.paper.settings import FAST, FULL, Settings
 
 FILES = {"markdown": "report.md", "json": "report.json"}
 
@@ -103,8 +103,8 @@ def _sentence(text: str) -> str:
 
 
 def _document(sections: list[Section], st: Settings, lab: Lab, wall_s: float) -> dict[str, Any]:
-    from agentwatt.sim.report import _clean
-    return _clean({
+    from agentwatt.sim.report import json_clean
+    return json_clean({
         "settings": {k: v for k, v in vars(st).items()},
         "wall_time_s": wall_s, "simulations": len(lab.runs), "simulation_wall_s": lab.sim_wall_s,
         "main": [r.as_dict() for r in main_rows(sections)],

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 
 def one_second_means(t_s: np.ndarray, w: np.ndarray, start: float, end: float) -> np.ndarray:

@@ -34,7 +34,7 @@ class Lab:
 
     def profile(self, name: str):
         if name not in self.profiles:
-            from agentwatt.calibrate.profile import load_profile
+            from agentwatt.core.profile import load_profile
             self.profiles[name] = load_profile(name)
         return self.profiles[name]
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agentwatt.sim.paper import figures
-from agentwatt.sim.paper.rows import Row, Section, md_table
-from agentwatt.sim.paper.runs import Lab, e2e, pct
-from agentwatt.sim.paper.settings import Settings
+from agentwatt.paper import figures
+from agentwatt.paper.rows import Row, Section, md_table
+from agentwatt.paper.runs import Lab, e2e, pct
+from agentwatt.paper.settings import Settings
 
 KNEE_FACTOR = 3.0
 SENSITIVITY = (2.0, 3.0, 4.0)

@@ -16,7 +16,7 @@ fit, not a check; the energy — which also depends on how the GPU's power split
 steps and idle tool waits — is the prediction that is checked.
 
 Table IV. The paper's formula P = Wh/query × queries/day ÷ 24 h on the paper's own Table III
-numbers (exact), and beside it a simulated projection with the same idea as ``sim/project.py``:
+numbers (exact), and beside it a simulated projection with the same idea as ``plan/project.py``:
 serve the Table III setting batched (the most users per replica, back to back, from
 ``batched_users``, whose mean latency stays within 2.1× of alone: the latency price the paper
 reports for its concurrency gains), take the facility energy per query (GPU + host power + PUE,
@@ -29,10 +29,10 @@ import math
 import numpy as np
 
 from agentwatt.sim.facility import paper_formula_power_w
-from agentwatt.sim.paper import figures
-from agentwatt.sim.paper.rows import Row, Section, fmt_power, md_table
-from agentwatt.sim.paper.runs import PROFILES, Lab, closed_loop_sessions, e2e, finished, pct, wh_per_query
-from agentwatt.sim.paper.values import PAPER, paper, paper_avg_gpu_w
+from agentwatt.paper import figures
+from agentwatt.paper.rows import Row, Section, fmt_power, md_table
+from agentwatt.paper.runs import PROFILES, Lab, closed_loop_sessions, e2e, finished, pct, wh_per_query
+from agentwatt.paper.values import PAPER, paper, paper_avg_gpu_w
 from agentwatt.traces.agents import make_agent
 from agentwatt.traces.estimate import single_request_latency_s
 

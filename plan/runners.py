@@ -14,8 +14,8 @@ import socket
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from agentwatt.errors import AgentwattError, InputError
-from agentwatt.sim.store import RunSpec
+from agentwatt.core.errors import AgentwattError, InputError
+from agentwatt.plan.store import RunSpec
 
 RETRIES = 3   # a run whose task raises is retried this often; lost workers are retried by Dask itself
 

@@ -3,7 +3,7 @@
 A profile is a JSON file (``schema_version`` 1). It is the only thing the simulator knows about
 hardware. It is written by ``agentwatt calibrate`` (``source: measured``), by
 ``calibrate transfer`` (``source: transfer/estimate``), or built from published figures and
-shipped with the package (``source: published/estimate``, see ``calibrate/data/``).
+shipped with the package (``source: published/estimate``, see ``core/data/``).
 
 Step-time model (one engine step of a continuous-batching server, all devices of a replica)::
 
@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 SCHEMA_VERSION = 1
 SOURCES = ("measured", "published/estimate", "transfer/estimate")
@@ -155,12 +155,12 @@ class Profile:
 # ----------------------------------------------------------------------------------------- I/O
 
 def save_profile(profile: Profile, path: str | Path) -> Path:
-    from agentwatt.io import atomic_write_json
+    from agentwatt.core.io import atomic_write_json
     return atomic_write_json(path, profile.to_dict())
 
 
 def bundled_profile_names() -> list[str]:
-    data = resources.files("agentwatt.calibrate") / "data"
+    data = resources.files("agentwatt.core") / "data"
     return sorted(p.name[:-5] for p in data.iterdir() if p.name.endswith(".json"))
 
 
@@ -168,7 +168,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     """Load a bundled profile by name (see ``bundled_profile_names``) or a JSON file by path."""
     s = str(name_or_path)
     if s in bundled_profile_names():
-        ref = resources.files("agentwatt.calibrate") / "data" / f"{s}.json"
+        ref = resources.files("agentwatt.core") / "data" / f"{s}.json"
         return profile_from_dict(_parse_json(ref.read_text(encoding="utf-8"), f"bundled profile {s}"), f"bundled profile {s}")
     path = Path(s)
     if not path.exists():

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agentwatt.sim.plots import _plt, _save
+from agentwatt.sim.plots import pyplot, save_figure
 
 SWEEP_FILES = {"metric_png": "sweep_metric.png", "pareto_png": "sweep_pareto.png",
                "power_load_png": "sweep_power_load.png"}
@@ -41,7 +41,7 @@ def metric_vs_param(summary: pd.DataFrame, metric: str, path: Path) -> Path | No
     if not params or df.empty:
         return None
     x, others = params[0], params[1:]
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     groups = df.groupby(others, sort=True, dropna=False) if others else [((), df)]
     for key, g in groups:
@@ -58,7 +58,7 @@ def metric_vs_param(summary: pd.DataFrame, metric: str, path: Path) -> Path | No
     ax.grid(alpha=0.3)
     if others:
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def pareto_front(gpus: np.ndarray, latency: np.ndarray) -> np.ndarray:
@@ -94,7 +94,7 @@ def pareto_cost_latency(summary: pd.DataFrame, metric: str, path: Path) -> Path 
         return None
     df = lat.merge(cost[["point", "mean"]].rename(columns={"mean": "gpus"}), on="point")
     loads = _load_params(params)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     ax.errorbar(df["gpus"], df["mean"], yerr=_yerr(df), fmt="o", color="0.6", capsize=3, label="sweep points")
     groups = df.groupby(loads, sort=True) if loads else [((), df)]
@@ -114,7 +114,7 @@ def pareto_cost_latency(summary: pd.DataFrame, metric: str, path: Path) -> Path 
     ax.set_title(f"cost vs {metric} (mean over seeds, CI bars)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def power_vs_load(summary: pd.DataFrame, path: Path) -> Path | None:
@@ -133,7 +133,7 @@ def power_vs_load(summary: pd.DataFrame, path: Path) -> Path | None:
     load["rate"] = load["mean_n"] / load["mean_t"]
     df = df.merge(load[["point", "rate"]], on="point")
     by = "param.fleet.replicas" if "param.fleet.replicas" in df.columns else None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, (key, g) in enumerate(df.groupby(by, sort=True) if by else [(None, df)]):
         g = g.sort_values("rate")
@@ -147,7 +147,7 @@ def power_vs_load(summary: pd.DataFrame, path: Path) -> Path | None:
     ax.set_ylim(bottom=0)
     if by:
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def sweep_plots(summary: pd.DataFrame, out_dir: Path, metric: str) -> dict[str, Path]:
@@ -160,7 +160,7 @@ def sweep_plots(summary: pd.DataFrame, out_dir: Path, metric: str) -> dict[str, 
 def plan_plot(table: pd.DataFrame, result, path: Path) -> Path:
     """Each SLO metric against the searched size (mean, per-seed values, band whose edges are the
     one-sided bounds), with the threshold and the answer; then peak and average power."""
-    plt = _plt()
+    plt = pyplot()
     n = len(result.slos) + 1
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4))
     t = table.sort_values("size")
@@ -193,9 +193,9 @@ def plan_plot(table: pd.DataFrame, result, path: Path) -> Path:
         ax.set_xlabel(result.param)
         if result.hi / max(result.lo, 1) >= 8:
             ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_formatter(_plt().matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_major_formatter(pyplot().matplotlib.ticker.ScalarFormatter())
             ax.set_xticks(list(t["size"]))
             ax.minorticks_off()
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)

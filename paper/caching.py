@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from agentwatt.sim.paper import figures
-from agentwatt.sim.paper.rows import Row, Section, md_table
-from agentwatt.sim.paper.runs import Lab
-from agentwatt.sim.paper.settings import DESIGN_POINTS, Settings
-from agentwatt.sim.paper.values import paper
+from agentwatt.paper import figures
+from agentwatt.paper.rows import Row, Section, md_table
+from agentwatt.paper.runs import Lab
+from agentwatt.paper.settings import DESIGN_POINTS, Settings
+from agentwatt.paper.values import paper
 
 TOL = 0.25
 

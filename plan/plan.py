@@ -28,10 +28,10 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from agentwatt.errors import InputError
-from agentwatt.io import atomic_write_json
-from agentwatt.sim.store import ResultStore, RunSpec, flatten
-from agentwatt.sim.uncertainty import check_confidence, mean_ci, one_sided_bound
+from agentwatt.core.errors import InputError
+from agentwatt.core.io import atomic_write_json
+from agentwatt.plan.store import ResultStore, RunSpec, flatten
+from agentwatt.plan.uncertainty import check_confidence, mean_ci, one_sided_bound
 
 FILES = {"plot": "plan.png", "result": "plan.json"}
 POWER_KEYS = (("facility_peak_power_w", "facility"), ("peak_power_w", "GPU only"))
@@ -225,8 +225,8 @@ class Planner:
 
     def __init__(self, scenario: str | None, store: ResultStore, runner, *, param: str, fixed: dict[str, Any],
                  seeds: int, slos: list[SLO], confidence: float, progress: bool = False):
-        from agentwatt.sim.runners import scenario_sha256
-        from agentwatt.sim.sweep import base_seed
+        from agentwatt.plan.runners import scenario_sha256
+        from agentwatt.plan.sweep import base_seed
         self.scenario, self.store, self.runner = scenario, store, runner
         self.param, self.fixed, self.slos, self.confidence = param, dict(fixed), slos, confidence
         self.progress = progress
@@ -240,7 +240,7 @@ class Planner:
         return [RunSpec(scenario=self.scenario, scenario_sha256=self.sha, params=params, seed=s) for s in self.seeds]
 
     def evaluate(self, sizes: list[int]) -> dict[int, SizeAssessment]:
-        from agentwatt.sim.sweep import execute
+        from agentwatt.plan.sweep import execute
         new = [s for s in dict.fromkeys(sizes) if s not in self.cache]
         specs = [sp for s in new for sp in self.specs(s)]
         execute(specs, self.store, self.runner, self.progress, desc=f"plan {self.param}={','.join(map(str, new))}")
@@ -299,8 +299,8 @@ def plan(scenario: str | Path | None, slos: list[SLO], out_dir: str | Path, runn
          budget_w: float | None = None, fixed: dict[str, Any] | None = None, progress: bool = False,
          plot: bool = True) -> PlanResult:
     """Search the smallest ``param`` in [lo, hi] meeting ``slos`` (see the module docstring)."""
-    from agentwatt.sim.runners import SerialRunner
-    from agentwatt.sim.sweep import resolve_scenario
+    from agentwatt.plan.runners import SerialRunner
+    from agentwatt.plan.sweep import resolve_scenario
     scenario = resolve_scenario(scenario)
     fixed = dict(fixed or {})
     check_plan_inputs(scenario, slos, param=param, lo=lo, hi=hi, seeds=seeds, confidence=confidence,
@@ -352,7 +352,7 @@ def _write(result: PlanResult, out: Path, plot: bool) -> None:
                           for k, v in row.items()} for row in table.to_dict("records")]}
     atomic_write_json(out / FILES["result"], _plain(doc))
     if plot:
-        from agentwatt.sim.capacity_plots import plan_plot
+        from agentwatt.plan.plots import plan_plot
         plan_plot(table, result, out / FILES["plot"])
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from agentwatt.errors import AgentwattError
+from agentwatt.core.errors import AgentwattError
 
 
-class _Group(click.Group):
+class AgentwattGroup(click.Group):
     def main(self, *args, **kwargs):
         """Usage errors (a bad flag or value) print one line, not click's usage block."""
         kwargs["standalone_mode"] = False
@@ -40,7 +40,7 @@ class _Group(click.Group):
             ctx.exit(130)
 
 
-@click.group(cls=_Group)
+@click.group(cls=AgentwattGroup)
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
 @click.version_option(package_name="agentwatt")
 @click.pass_context
@@ -137,7 +137,7 @@ def power_grp() -> None:
 @click.option("--shift-s", type=float, default=0.0, help="Add this to the simulated times before matching.")
 def power_compare(measured: Path, simulated: Path, measured_column, simulated_column, shift_s: float) -> None:
     """Energy error, ACF R², KS distance and P95/P99 error on matched 1 s means."""
-    from agentwatt.sim.powercompare import compare, read_power_series
+    from agentwatt.validate.powercompare import compare, read_power_series
     mt, mw = read_power_series(measured, measured_column)
     st, sw = read_power_series(simulated, simulated_column)
     r = compare(mt, mw, st + shift_s, sw)
@@ -156,9 +156,9 @@ def power_compare(measured: Path, simulated: Path, measured_column, simulated_co
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def project_cmd(scenario: Path | None, queries_per_day: float, json_out: Path | None) -> None:
     """Scale SCENARIO's cluster to QUERIES_PER_DAY; print it beside the paper's formula."""
-    from agentwatt.io import atomic_write_json
-    from agentwatt.sim.project import project
-    from agentwatt.sim.report import _clean
+    from agentwatt.core.io import atomic_write_json
+    from agentwatt.plan.project import project
+    from agentwatt.sim.report import json_clean
     from agentwatt.sim.scenario import load_scenario
     r = project(load_scenario(scenario), queries_per_day)
     if "error" in r:
@@ -174,13 +174,13 @@ def project_cmd(scenario: Path | None, queries_per_day: float, json_out: Path | 
                f"facility; session p99 {sm['session_e2e_p99_s']:.3g} s")
     click.echo(f"  assumes: {sm['assumptions']}")
     if json_out:
-        atomic_write_json(json_out, _clean(r))
+        atomic_write_json(json_out, json_clean(r))
 
 
 @main.command("profiles")
 def profiles_cmd() -> None:
     """List the bundled profiles."""
-    from agentwatt.calibrate.profile import bundled_profile_names, load_profile
+    from agentwatt.core.profile import bundled_profile_names, load_profile
     for n in bundled_profile_names():
         p = load_profile(n)
         click.echo(f"{n:<30} {p.source:<20} {p.hardware.device_name} ×{p.hardware.tp}, {p.model.name}")
@@ -188,7 +188,7 @@ def profiles_cmd() -> None:
 
 def _attach_optional() -> None:
     try:
-        from agentwatt.calibrate.cli import calibrate_cmd
+        from agentwatt.cli.calibrate import calibrate_cmd
     except ImportError:  # calibrate's own deps (torch) missing: say so when used
         @main.command("calibrate", context_settings={"ignore_unknown_options": True})
         @click.argument("args", nargs=-1)
@@ -200,9 +200,9 @@ def _attach_optional() -> None:
 
 
 def _attach() -> None:
-    from agentwatt.sim.paper_cli import paper_cmd
-    from agentwatt.sim.plan_cli import plan_cmd, sweep_cmd
-    from agentwatt.traces.cli import workload_cmd
+    from agentwatt.cli.paper import paper_cmd
+    from agentwatt.cli.plan import plan_cmd, sweep_cmd
+    from agentwatt.cli.workload import workload_cmd
     main.add_command(workload_cmd, "workload")
     main.add_command(sweep_cmd, "sweep")
     main.add_command(plan_cmd, "plan")

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 
 KLOCKWOOD_A100 = "https://glennklockwood.com/garden/processors/A100 (from the NVIDIA A100 datasheet)"
 KLOCKWOOD_B200 = "https://glennklockwood.com/garden/processors/B200 (HGX B200 at 1,000 W)"

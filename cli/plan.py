@@ -1,5 +1,5 @@
 """``agentwatt sweep`` and ``agentwatt plan``: click commands, attached to the main group in
-``agentwatt/cli.py``. User errors are ``AgentwattError``s with one-line messages; the main group
+``cli/main.py``. User errors are ``AgentwattError``s with one-line messages; the main group
 prints them and exits 2. ``plan`` exits 1, with one line, when no size in range qualifies.
 """
 from __future__ import annotations
@@ -59,10 +59,10 @@ def sweep_cmd(scenario: Path | None, sets: tuple[str, ...], grid_file: Path | No
               out_dir: Path, confidence: float, metric: str, no_plots: bool, scheduler: str | None,
               workers: int | None, serial: bool, progress: bool) -> None:
     """Run SCENARIO over a grid of overrides × seeds; resumable (finished runs are kept and skipped)."""
-    from agentwatt.sim.runners import SerialRunner, open_runner
-    from agentwatt.sim.store import ResultStore
-    from agentwatt.sim.sweep import build_grid, resolve_scenario, run_specs, sweep
-    from agentwatt.sim.uncertainty import check_confidence
+    from agentwatt.plan.runners import SerialRunner, open_runner
+    from agentwatt.plan.store import ResultStore
+    from agentwatt.plan.sweep import build_grid, resolve_scenario, run_specs, sweep
+    from agentwatt.plan.uncertainty import check_confidence
     check_confidence(confidence)
     grid = build_grid(sets, grid_file, seeds)
     sc = resolve_scenario(scenario)
@@ -126,10 +126,10 @@ def plan_cmd(ctx: click.Context, scenario: Path | None, slos: tuple[str, ...], p
              param: str, lo: int, hi: int, seeds: int, confidence: float, sets: tuple[str, ...], out_dir: Path,
              no_plot: bool, scheduler: str | None, workers: int | None, serial: bool, progress: bool) -> None:
     """Find the smallest fleet for SCENARIO meeting the SLOs with stated confidence, within a power budget."""
-    from agentwatt.errors import InputError
-    from agentwatt.sim.plan import check_plan_inputs, parse_slo, plan
-    from agentwatt.sim.runners import open_runner
-    from agentwatt.sim.sweep import parse_set, resolve_scenario
+    from agentwatt.core.errors import InputError
+    from agentwatt.plan.plan import check_plan_inputs, parse_slo, plan
+    from agentwatt.plan.runners import open_runner
+    from agentwatt.plan.sweep import parse_set, resolve_scenario
     parsed = [parse_slo(s) for s in slos]
     fixed: dict = {}
     for s in sets:

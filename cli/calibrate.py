@@ -1,8 +1,8 @@
-"""``agentwatt calibrate``: a click group (attached to the main group in ``agentwatt/cli.py``).
+"""``agentwatt calibrate``: a click group (attached to the main group in ``cli/main.py``).
 
 Without a subcommand it runs the sweep (``--preset ... --device ... --out ...``); subcommands
 ``transfer`` (roofline scaling, ``calibrate/transfer.py``), ``check`` (fidelity against a real serving
-loop, ``calibrate/check.py``) and ``gpus`` (the catalog, ``calibrate/gpus.py``).
+loop, ``validate/check.py``) and ``gpus`` (the catalog, ``core/gpus.py``).
 
 Errors are ``AgentwattError``s with one-line messages; the main group prints and exits on them.
 """
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from agentwatt.calibrate.models import PRESETS
-from agentwatt.calibrate.profile import FitStats, Profile
-from agentwatt.errors import InputError
+from agentwatt.calibrate.presets import PRESETS
+from agentwatt.core.profile import FitStats, Profile
+from agentwatt.core.errors import InputError
 
 
 def _pct(x: float | None) -> str:
@@ -105,7 +105,7 @@ def calibrate_cmd(ctx: click.Context, preset: str | None, device: str, out: Path
               help="Transferred profile JSON file to write (atomically).")
 def transfer_cmd(profile: str, to: str, model: str | None, tp: int, out: Path) -> None:
     """Scale PROFILE (a file or a bundled name) to another GPU, model shape and TP degree by roofline."""
-    from agentwatt.calibrate.profile import load_profile, save_profile
+    from agentwatt.core.profile import load_profile, save_profile
     from agentwatt.calibrate.transfer import transfer_profile
 
     src = load_profile(profile)
@@ -136,7 +136,7 @@ def check_cmd(profile: str, device: str | None, minutes: float, rate: float | No
               clock: str, out: Path | None, progress: bool) -> None:
     """Serve generated requests for real with PROFILE's model on its device, replay them in the simulator
     with PROFILE, and print the errors (latency p50/p99, energy per request, power series)."""
-    from agentwatt.calibrate.check import CheckSettings, check, summarize_check
+    from agentwatt.validate.check import CheckSettings, check, summarize_check
 
     for flag, v in (("--max-num-seqs", max_num_seqs), ("--max-num-batched-tokens", max_num_batched_tokens)):
         if v is not None and v < 1:
@@ -153,7 +153,7 @@ def check_cmd(profile: str, device: str | None, minutes: float, rate: float | No
 @calibrate_cmd.command("gpus")
 def gpus_cmd() -> None:
     """List the GPU catalog the transfer uses (numbers and their sources)."""
-    from agentwatt.calibrate.gpus import GPUS
+    from agentwatt.core.gpus import GPUS
 
     def f(v, unit=""):
         return "n/a" if v is None else f"{v:g}{unit}"

@@ -36,7 +36,7 @@ import torch
 
 from agentwatt.calibrate.batchstep import KVPool, Segment, model_step
 from agentwatt.calibrate.models import Decoder
-from agentwatt.errors import InputError
+from agentwatt.core.errors import InputError
 from agentwatt.sim.batching import ReplicaState, Request, complete, schedule
 from agentwatt.sim.kv import BlockManager
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from agentwatt.sim.plots import _plt, _save
+from agentwatt.sim.plots import pyplot, save_figure
 
 
 def calls_per_request(stats: dict[str, dict[str, float]], path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     names = list(stats)
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(11, 3.8))
@@ -21,11 +21,11 @@ def calls_per_request(stats: dict[str, dict[str, float]], path: Path) -> Path:
     ax.set_title("Fig. 4 (simulated): calls per request, one request at a time")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def latency_breakdown(stats: dict[str, dict[str, float]], path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     names = list(stats)
     x = np.arange(len(names))
     fig, (a, b) = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
@@ -44,11 +44,11 @@ def latency_breakdown(stats: dict[str, dict[str, float]], path: Path) -> Path:
     b.set_title("Fig. 6 (simulated): what the GPU does")
     b.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     b.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def latency_cdfs(latencies: dict[str, np.ndarray], path: Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for name, v in latencies.items():
         xs = np.sort(v)
@@ -59,13 +59,13 @@ def latency_cdfs(latencies: dict[str, np.ndarray], path: Path) -> Path:
     ax.set_title("Fig. 7 (simulated): latency distribution, one request at a time")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def load_curves(curves: dict[str, dict[str, list]], limits: dict[str, float], knees: dict[str, float | None],
                 path: Path) -> Path:
     """p95 latency against offered QPS; ``curves[workload][label] = [(rate, p95, stable), ...]``."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.6))
     for ax, (name, by_label) in zip(np.atleast_1d(axes), curves.items()):
         for label, pts in by_label.items():
@@ -85,12 +85,12 @@ def load_curves(curves: dict[str, dict[str, list]], limits: dict[str, float], kn
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("Fig. 11 (simulated): tail latency vs load on one A100 (x: sessions left unfinished)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, path: Path, log: bool = False) -> Path:
     """``groups[group][series] = value``: one cluster of bars per group."""
-    plt = _plt()
+    plt = pyplot()
     names = list(groups)
     series = list(dict.fromkeys(s for g in groups.values() for s in g))
     x = np.arange(len(names))
@@ -105,12 +105,12 @@ def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, p
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def scaling(panels: list[tuple[str, str, list[tuple[float, float, float, float]]]], path: Path) -> Path:
     """One panel per knob: ``(title, knob label, [(knob, mean_s, p95_s, accuracy), ...])``."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 3.8))
     fig.subplots_adjust(wspace=0.5)
     for ax, (title, knob, pts) in zip(np.atleast_1d(axes), panels):
@@ -130,4 +130,4 @@ def scaling(panels: list[tuple[str, str, list[tuple[float, float, float, float]]
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
-    return _save(fig, path)
+    return save_figure(fig, path)

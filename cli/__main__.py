@@ -1,0 +1,3 @@
+from agentwatt.cli.main import main
+
+main(prog_name="agentwatt")
