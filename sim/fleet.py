@@ -1,13 +1,27 @@
-"""Wiring: scenario + profile → replicas behind a router. The only place that builds the world."""
+"""Wiring: scenario + profile → a simulated world, ready to run. The only place that builds it.
+
+``build(scenario, profile)`` makes the SimPy environment, the replicas behind their router, the
+recorder and session context, and starts the arrival processes: one per ``[[workload]]`` class,
+each seeded from the scenario's seed (or, given ``sessions``, one process replaying them).
+``sim/run.py`` runs the result to the end; ``sim/timeline.py`` runs it for a window and samples.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
 import simpy
 
 from agentwatt.core.profile import Profile
 from agentwatt.core.errors import InputError
+from agentwatt.sim import workload
+from agentwatt.sim.metrics import Recorder
 from agentwatt.sim.replica import Replica
 from agentwatt.sim.router import Router
 from agentwatt.sim.scenario import EngineConfig, Scenario
+from agentwatt.sim.session import SessionContext
+from agentwatt.traces.schema import Session
 
 
 def activation_reserve_bytes(profile: Profile, engine: EngineConfig) -> float:
@@ -44,7 +58,58 @@ def kv_capacity_tokens(profile: Profile, engine: EngineConfig) -> int:
     return tokens
 
 
-def build_fleet(env: simpy.Environment, scenario: Scenario, profile: Profile):
+@dataclass
+class World:
+    """Everything one run needs, built and wired; the arrival processes are started."""
+
+    env: simpy.Environment
+    replicas: list[Replica]
+    router: Router
+    num_blocks: int                 # KV blocks per replica
+    recorder: Recorder
+    ctx: SessionContext
+    arrivals: list[simpy.Process]   # one per workload class (one replay process for given sessions)
+    open_loop: bool                 # a generated open-loop class: run at least until arrivals end
+
+
+def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] | None = None) -> World:
+    """The world of ``scenario`` with ``profile``, its arrival processes started.
+
+    Workload class i draws from child i of ``SeedSequence(scenario.run.seed)``. With ``sessions``
+    the ``[[workload]]`` classes are not used: the sessions are replayed at their ``arrival_s``
+    (in the order given, non-decreasing; those after ``run.duration_s`` are not started).
+    """
+    env = simpy.Environment()
+    replicas, router, num_blocks = _replicas(env, scenario, profile)
+    rec = Recorder()
+    eng = scenario.engine
+    ctx = SessionContext(env, router, rec, eng.block_size_tokens, eng.prefix_caching,
+                         energy_available=profile.power.available, kv_retention=eng.kv_retention,
+                         kv_retention_ttl_s=eng.kv_retention_ttl_s)
+    end_s = scenario.run.duration_s
+    procs = []
+    if sessions is not None:
+        procs.append(env.process(workload.replay(ctx, sessions, end_s)))
+        open_loop = False
+    else:
+        seeds = np.random.SeedSequence(scenario.run.seed).spawn(len(scenario.workload))
+        for wc, seed in zip(scenario.workload, seeds):
+            if wc.trace is not None:
+                gen = workload.open_loop_trace(ctx, wc, end_s, seed)
+            elif wc.arrival == "closed":
+                gen = workload.closed_loop(ctx, wc, seed, end_s)
+            else:
+                gen = workload.open_loop_generated(ctx, wc, seed, end_s)
+            procs.append(env.process(gen))
+        # a generated open-loop class defines a time window: run at least to its end; trace replays
+        # and closed-loop users end when their sessions do
+        open_loop = any(wc.arrival != "closed" and (wc.trace is None or wc.retime) for wc in scenario.workload)
+    return World(env=env, replicas=replicas, router=router, num_blocks=num_blocks, recorder=rec, ctx=ctx,
+                 arrivals=procs, open_loop=open_loop)
+
+
+def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> tuple[list[Replica], Router, int]:
+    """The replicas of ``scenario`` (each ``profile.hardware.tp`` GPUs), their router, KV blocks per replica."""
     eng = scenario.engine
     from agentwatt.sim.facility import server_spec
     spec = server_spec(scenario.facility.server)

@@ -12,7 +12,7 @@ import gc
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -20,11 +20,10 @@ import simpy
 
 from agentwatt.core.profile import Profile, load_profile
 from agentwatt.core.errors import InvariantViolation
-from agentwatt.sim import workload
-from agentwatt.sim.fleet import build_fleet
-from agentwatt.sim.metrics import Recorder
+from agentwatt.sim.fleet import build
 from agentwatt.sim.scenario import Scenario
 from agentwatt.sim.session import SessionContext
+from agentwatt.traces.schema import Session
 
 
 @dataclass
@@ -57,40 +56,29 @@ def _progress(env: simpy.Environment, deadline_s: float, step_s: float):
             bar.update(min(step_s, deadline_s - bar.n))
 
 
-def run(scenario: Scenario, profile: Profile | None = None, progress: bool = False) -> Results:
-    """Simulate ``scenario``; deterministic for a given scenario (its seed included)."""
+def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterable[Session] | None = None,
+        progress: bool = False) -> Results:
+    """Simulate ``scenario``; deterministic for a given scenario (its seed included).
+
+    ``profile`` defaults to the scenario's. ``sessions`` (``traces.schema.Session`` objects in order
+    of ``arrival_s``) replaces the scenario's ``[[workload]]`` classes: they are replayed at their
+    arrival times, and the run ends when they have finished (or at the drain deadline).
+    """
     wall0 = time.perf_counter()
     profile = profile if profile is not None else load_profile(scenario.profile)
-    env = simpy.Environment()
-    replicas, router, num_blocks = build_fleet(env, scenario, profile)
-    rec = Recorder()
-    ctx = SessionContext(env, router, rec, scenario.engine.block_size_tokens, scenario.engine.prefix_caching,
-                         energy_available=profile.power.available, kv_retention=scenario.engine.kv_retention,
-                         kv_retention_ttl_s=scenario.engine.kv_retention_ttl_s)
-    seeds = np.random.SeedSequence(scenario.run.seed).spawn(len(scenario.workload))
-    procs = []
+    world = build(scenario, profile, sessions=sessions)
+    env, replicas, ctx, rec, num_blocks = world.env, world.replicas, world.ctx, world.recorder, world.num_blocks
     end_s = scenario.run.duration_s
-    for wc, seed in zip(scenario.workload, seeds):
-        if wc.trace is not None:
-            gen = workload.open_loop_trace(ctx, wc, end_s, seed)
-        elif wc.arrival == "closed":
-            gen = workload.closed_loop(ctx, wc, seed, end_s)
-        else:
-            gen = workload.open_loop_generated(ctx, wc, seed, end_s)
-        procs.append(env.process(gen))
     deadline = scenario.run.duration_s + scenario.run.drain_timeout_s
     if progress:
         env.process(_progress(env, deadline, max(1.0, deadline / 200)))
-    # a generated open-loop class defines a time window: run at least to its end; trace replays and
-    # closed-loop users end when their sessions do
-    open_loop = any(wc.arrival != "closed" and (wc.trace is None or wc.retime) for wc in scenario.workload)
     # the event loop allocates many short-lived objects among millions of long-lived ones (KV
     # tables, sessions in flight): collect the young generation 70x less often (the default
     # 700-object threshold scans it ~1,000 times per 10k sessions), restore the setting after
     thresholds = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
     try:
-        env.run(until=env.process(_controller(ctx, procs, end_s if open_loop else 0.0, deadline)))
+        env.run(until=env.process(_controller(ctx, world.arrivals, end_s if world.open_loop else 0.0, deadline)))
     finally:
         gc.set_threshold(*thresholds)
     t_end = env.now
@@ -110,7 +98,8 @@ def run(scenario: Scenario, profile: Profile | None = None, progress: bool = Fal
         fp = fleet_power([r.bins for r in replicas], profile.hardware.tp, profile.power.idle_w,
                          scenario.facility, t_end)
         _check_facility_energy(scenario, replicas, fp)
-    summary = summarize(scenario, profile, ctx, replicas, calls, sessions, fp, t_end, num_blocks)
+    summary = summarize(scenario, profile, calls, sessions, pd.DataFrame([r.counters() for r in replicas]),
+                        ctx.counts(), fp, t_end)
     power = levels = None
     if fp is not None:
         from agentwatt.sim.facility import levels_frame, observed_gpu_power
@@ -139,7 +128,7 @@ def _check_times(scenario: Scenario, calls: pd.DataFrame, sessions: pd.DataFrame
 def _check_facility_energy(scenario: Scenario, replicas, fp) -> None:
     seed = scenario.run.seed
     gpu_j = float(np.sum(fp.gpu_w * fp.width_s))
-    counted = sum(r.busy_energy_j + r.idle_energy_j for r in replicas)
+    counted = sum(r.books.busy_energy_j + r.books.idle_energy_j for r in replicas)
     if not math.isclose(gpu_j, counted, rel_tol=1e-9, abs_tol=1e-6):
         raise InvariantViolation(f"bug (seed {seed}): power series integrates to {gpu_j} J, replicas counted {counted} J")
 
@@ -155,10 +144,11 @@ def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas) -> None
     if ctx.sessions_arrived != ctx.sessions_finished + ctx.sessions_dropped + ctx.active_sessions:
         raise InvariantViolation(f"bug (seed {seed}): sessions do not add up")
     for r in replicas:
-        e = r.bins.total("energy_j")
-        if r.idle_w is not None and not math.isclose(e, r.busy_energy_j + r.idle_energy_j, rel_tol=1e-9, abs_tol=1e-6):
+        b = r.books
+        e = b.bins.total("energy_j")
+        if b.idle_w is not None and not math.isclose(e, b.busy_energy_j + b.idle_energy_j, rel_tol=1e-9, abs_tol=1e-6):
             raise InvariantViolation(f"bug (seed {seed}): replica {r.index} energy bins {e} J != counted "
-                                     f"{r.busy_energy_j + r.idle_energy_j} J")
+                                     f"{b.busy_energy_j + b.idle_energy_j} J")
     for r in replicas:
         try:
             r.state.kv.check()

@@ -1,8 +1,8 @@
 """What one replica does over a short window: batch composition, KV use and power, step by step.
 
-For teaching continuous batching. ``record_timeline`` runs the scenario the way ``sim/run.py`` does
-(same fleet, router, sessions and seeds) for ``until_s`` simulated seconds, with two additions that
-leave the model untouched:
+For teaching continuous batching. ``record_timeline`` builds the scenario with ``sim/fleet.py``'s
+``build``, as ``sim/run.py`` does (same fleet, router, sessions and seeds), and runs it for ``until_s``
+simulated seconds, with two additions that leave the model untouched:
 
 * a sampler process reads the chosen replica's state every ``sample_s``: requests still reading
   their prompt (prefill, possibly in chunks), requests generating tokens (decode), requests waiting
@@ -19,17 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import simpy
 
 from agentwatt.core.profile import Profile, load_profile
 from agentwatt.core.errors import InputError
-from agentwatt.sim import workload
-from agentwatt.sim.fleet import build_fleet
-from agentwatt.sim.metrics import Recorder
+from agentwatt.sim.fleet import build
 from agentwatt.sim.scenario import Scenario
-from agentwatt.sim.session import SessionContext
 
 
 @dataclass
@@ -50,20 +46,6 @@ def _sampler(env: simpy.Environment, replica, sample_s: float, until_s: float, r
         yield env.timeout(sample_s)
 
 
-def _start_workloads(env: simpy.Environment, ctx: SessionContext, sc: Scenario) -> None:
-    """The arrival processes, seeded as sim/run.py seeds them."""
-    seeds = np.random.SeedSequence(sc.run.seed).spawn(len(sc.workload))
-    end_s = sc.run.duration_s
-    for wc, seed in zip(sc.workload, seeds):
-        if wc.trace is not None:
-            gen = workload.open_loop_trace(ctx, wc, end_s, seed)
-        elif wc.arrival == "closed":
-            gen = workload.closed_loop(ctx, wc, seed, end_s)
-        else:
-            gen = workload.open_loop_generated(ctx, wc, seed, end_s)
-        env.process(gen)
-
-
 def record_timeline(scenario: Scenario, replica_index: int = 0, until_s: float = 60.0, sample_s: float = 0.05,
                     profile: Profile | None = None) -> Timeline:
     """Run ``scenario`` for ``until_s`` simulated seconds and record replica ``replica_index``."""
@@ -74,15 +56,10 @@ def record_timeline(scenario: Scenario, replica_index: int = 0, until_s: float =
     sc = replace(scenario, run=replace(scenario.run, power_resolution_s=sample_s),
                  engine=replace(scenario.engine, step_skipping=False))
     profile = profile if profile is not None else load_profile(sc.profile)
-    env = simpy.Environment()
-    replicas, router, num_blocks = build_fleet(env, sc, profile)
-    rec = Recorder()
-    ctx = SessionContext(env, router, rec, sc.engine.block_size_tokens, sc.engine.prefix_caching,
-                         energy_available=profile.power.available, kv_retention=sc.engine.kv_retention,
-                         kv_retention_ttl_s=sc.engine.kv_retention_ttl_s)
-    _start_workloads(env, ctx, sc)
+    world = build(sc, profile)
+    env, num_blocks = world.env, world.num_blocks
     rows: list = []
-    rep = replicas[replica_index]
+    rep = world.replicas[replica_index]
     env.process(_sampler(env, rep, sample_s, until_s, rows))
     env.run(until=until_s)
     rep.finish(until_s)
@@ -94,7 +71,7 @@ def record_timeline(scenario: Scenario, replica_index: int = 0, until_s: float =
     power = pd.DataFrame({"time_s": t, "width_s": width, "gpu_power_w": cols["energy_j"] / width,
                           "busy_share": cols["busy_s"] / width, "idle_tool_share": cols["idle_tool_s"] / width,
                           "idle_empty_share": cols["idle_empty_s"] / width})
-    return Timeline(samples=samples, power=power, calls=rec.calls_frame(), replica_index=replica_index,
+    return Timeline(samples=samples, power=power, calls=world.recorder.calls_frame(), replica_index=replica_index,
                     kv_capacity_tokens=num_blocks * block, idle_w=rep.idle_w)
 
 

@@ -3,13 +3,14 @@
 * open loop, generated: an arrival process (Poisson, diurnal, MMPP, ...) and one agent generator,
   or a ``mix`` of generators drawn by share on one shared arrival process;
 * open loop, replayed: a trace file gives sessions and their arrival times;
+* given sessions (``run(..., sessions=...)``): replayed at their own arrival times;
 * closed loop: ``concurrency`` users each run one session at a time, think, and start the next
   (``concurrency = 1`` is the paper's "one request at a time" measurement mode).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -122,6 +123,31 @@ def open_loop_trace(ctx: SessionContext, wc: WorkloadClass, end_s: float, seed: 
     if wc.retime:
         return _start_at_arrivals(ctx, _retimed_sessions(ctx, wc, seed or np.random.SeedSequence(0), end_s))
     return _start_at_arrivals(ctx, _trace_sessions(ctx, wc, end_s))
+
+
+def replay(ctx: SessionContext, sessions: Iterable[Session], end_s: float):
+    """Start the given sessions at their ``arrival_s`` (non-decreasing, checked as they come),
+    under run-wide ids in the order given; a session arriving after ``end_s`` ends the replay."""
+    from agentwatt.core.errors import InputError
+    from agentwatt.traces.schema import validate_session
+
+    def stream() -> Iterator[Session]:
+        last = 0.0
+        for i, s in enumerate(sessions):
+            if not isinstance(s, Session):
+                raise InputError(f"sessions[{i}]: {type(s).__name__}: expected a traces.schema.Session")
+            validate_session(s, f"sessions[{i}]: session")
+            if s.arrival_s < last:
+                raise InputError(f"sessions[{i}]: session {s.id} arrival_s = {s.arrival_s!r} before the previous "
+                                 f"session's {last!r}: expected sessions in order of arrival")
+            last = s.arrival_s
+            if s.arrival_s > end_s:
+                return
+            sid = ctx.next_session_id
+            ctx.next_session_id += 1
+            yield relabel(s, sid, s.arrival_s)
+
+    return _start_at_arrivals(ctx, stream())
 
 
 def _start_at_arrivals(ctx: SessionContext, sessions: Iterator[Session]):

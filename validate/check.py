@@ -4,7 +4,8 @@
       ─► generate requests (seeded Poisson arrivals, fixed or lognormal lengths)
       ─► serve them for real (validate/serve.py: the simulator's scheduler, batchstep model steps)
       ─► replay the same arrivals and lengths in the simulator with the profile
-         (an Azure-2023 CSV in a temp folder, [engine] as in the loop, prefix caching off)
+         (sim.run.run(..., sessions=...) with one single-call session per request, [engine] as
+         in the loop, prefix caching off)
       ─► errors of p50/p99 TTFT and end-to-end latency, energy per request, and where a power
          series exists the validate/powercompare.py metrics (ΔE, ACF R², KS, P95/P99)
 
@@ -21,7 +22,6 @@ features.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +33,7 @@ import torch
 from agentwatt.core.profile import LatencyModel, Profile, load_profile
 from agentwatt.validate.serve import RequestSpec, ServeResult, generate_requests, serve
 from agentwatt.core.errors import InputError
+from agentwatt.traces.schema import LLMCall, Segment, Session
 
 GOALS = {"latency_p50": 0.05, "latency_p99": 0.10, "energy_per_request": 0.05, "acf_r2": 0.95}
 TARGET_BATCH_FRACTION = 0.25  # default arrival rate: a mean decode batch of this fraction of max_num_seqs
@@ -91,22 +92,17 @@ def compare_latency(measured: dict[str, np.ndarray], simulated: dict[str, np.nda
     return out
 
 
-def write_azure_csv(specs: list[RequestSpec], path: Path) -> Path:
-    """The requests as an Azure LLM trace 2023 CSV (7 fractional digits, first row at offset 0)."""
-    lines = ["TIMESTAMP,ContextTokens,GeneratedTokens"]
-    base = 1_700_000_000  # 2023-11-14 22:13:20 UTC; any day works: only differences matter
-    for s in specs:
-        ticks = round(s.arrival_s * 1e7)
-        whole, frac = divmod(ticks, 10**7)
-        t = time.gmtime(base + whole)
-        lines.append(f"{time.strftime('%Y-%m-%d %H:%M:%S', t)}.{frac:07d},{s.prompt_tokens},{s.output_tokens}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def request_sessions(specs: list[RequestSpec]) -> list[Session]:
+    """The requests as single-call sessions (one prompt segment unique to each, no tools), in order."""
+    return [Session(id=i, agent="calibrate-check", arrival_s=s.arrival_s,
+                    nodes=(LLMCall(id=0, prompt=(Segment(f"s{i}:q", s.prompt_tokens),), output_tokens=s.output_tokens,
+                                   output_key=f"s{i}:o0"),))
+            for i, s in enumerate(specs)]
 
 
-def replay_scenario(specs: list[RequestSpec], trace_csv: Path, *, profile_name: str, seed: int, max_num_seqs: int,
+def replay_scenario(specs: list[RequestSpec], *, profile_name: str, seed: int, max_num_seqs: int,
                     max_num_batched_tokens: int, kv_capacity_tokens: int, block_size: int = 16):
-    """A one-replica scenario replaying ``trace_csv`` with the loop's engine settings."""
+    """A one-replica scenario with the loop's engine settings, for replaying ``specs``."""
     from agentwatt.sim.scenario import scenario_from_dict
     last = max(s.arrival_s for s in specs)
     return scenario_from_dict({
@@ -115,16 +111,16 @@ def replay_scenario(specs: list[RequestSpec], trace_csv: Path, *, profile_name: 
         "fleet": {"replicas": 1},
         "engine": {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
                    "block_size_tokens": block_size, "prefix_caching": False, "kv_capacity_tokens": kv_capacity_tokens},
-        "workload": [{"trace": str(trace_csv), "format": "azure-2023"}],
+        # a placeholder class: run(..., sessions=...) replays the requests instead
+        "workload": [{"agent": "synthetic-fixed", "rate_per_s": 1.0}],
     }, where="calibrate check replay")
 
 
 def simulate_replay(profile: Profile, specs: list[RequestSpec], **engine) -> dict[str, Any]:
     """Per-request TTFT, e2e and energy (arrays in request order) and the power series of a replay."""
     from agentwatt.sim.run import run
-    with tempfile.TemporaryDirectory(prefix="agentwatt-check-") as d:
-        csv = write_azure_csv(specs, Path(d) / "requests.csv")
-        res = run(replay_scenario(specs, csv, profile_name=profile.name, **engine), profile=profile)
+    res = run(replay_scenario(specs, profile_name=profile.name, **engine), profile=profile,
+              sessions=request_sessions(specs))
     calls = res.calls.sort_values("session_id")
     if len(calls) != len(specs) or (calls["status"] != "finished").any():
         raise RuntimeError(f"replay finished {int((calls['status'] == 'finished').sum())} of {len(specs)} requests")
