@@ -6,7 +6,7 @@ Two kinds of input per target (the short profile of the same targets runs in CI,
 tests/test_fuzz_short.py):
 
 * **valid** inputs must run: random legal scenarios are simulated and their summaries checked
-  (tests/fuzz_valid.py), generated trace files must load back to exactly their rows, perturbed
+  (benchmarks/fuzzing/valid.py), generated trace files must load back to exactly their rows, perturbed
   profiles must load field by field and simulate, and an unmutated base scenario/profile must run.
   A valid input *fails* on any exception (a clean rejection too) or a broken property.
 * **invalid** inputs (mutated dicts, arbitrary bytes; some happen to be valid) must run or be
@@ -21,16 +21,14 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import fuzz_targets as F  # noqa: E402
-import fuzz_valid as V  # noqa: E402
-from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from fuzzing import targets as F  # benchmarks/fuzzing/ (this script's folder is on sys.path)
+from fuzzing import valid as V
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
 
 # kinds of target: every case valid, every case invalid, or (data, n_mutations) with n == 0 valid
 VALID, INVALID, MUTATED = "valid", "invalid", "mutated"

@@ -101,7 +101,9 @@ metrics.Recorder.calls_frame = calls_frame
 if trace_top:
     tracemalloc.start(1)
 else:  # sample RSS every 20 ms; at each new maximum note where the main thread is (agentwatt frames)
-    import threading, traceback
+    import os, threading, traceback
+    import agentwatt
+    root = os.path.dirname(os.path.dirname(os.path.abspath(agentwatt.__file__))) + os.sep  # the checkout
     main_id, done = threading.get_ident(), threading.Event()
     def sampler():
         best = 0.0
@@ -110,7 +112,7 @@ else:  # sample RSS every 20 ms; at each new maximum note where the main thread 
             if rss > best:
                 best = rss
                 stack = traceback.extract_stack(sys._current_frames()[main_id])
-                out["peak_at"] = [f"{f.filename.split('/work/main/')[-1]}:{f.lineno} {f.name}" for f in stack
+                out["peak_at"] = [f"{f.filename.removeprefix(root)}:{f.lineno} {f.name}" for f in stack
                                   if "/site-packages/" not in f.filename and "<string>" not in f.filename][-3:]
     threading.Thread(target=sampler, daemon=True).start()
 t = time.perf_counter()

@@ -50,6 +50,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -58,8 +59,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _paths import shared_file  # noqa: E402
 
-DEFAULT_TRACE = "/work/shared/traces/azure_llm_2023_conv.csv"
+DEFAULT_TRACE = str(shared_file("traces/azure_llm_2023_conv.csv"))  # ../shared or $AGENTWATT_SHARED
 ROUTINGS = {"round_robin": ("round_robin", "round_robin"), "lor": ("lor", "fewest_queued")}
 PCTS = (50, 90, 99)
 
@@ -258,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                          "pads the batch's tokens to a multiple of 8)")
     ap.add_argument("--kv-capacity-tokens", type=int, default=None,
                     help="per replica (default: ours for the profile's card with this chunk budget)")
-    ap.add_argument("--work-dir", default="/tmp/agentwatt-vs-vidur")
+    ap.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "agentwatt-vs-vidur"))
     ap.add_argument("--vidur-chrome-trace", action="store_true", help="let Vidur write its chrome trace")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--child-ours", default=None, help=argparse.SUPPRESS)

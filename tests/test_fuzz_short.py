@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from agentwatt.core.profile import load_profile
 from agentwatt.traces.loaders import LOADERS
-from tests_support import fuzz_targets as F  # noqa: E402  (see conftest.py)
-from tests_support import fuzz_valid as V  # noqa: E402
+from benchmarks.fuzzing import targets as F  # benchmarks/fuzzing/ (repository root on sys.path: conftest.py)
+from benchmarks.fuzzing import valid as V
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 VALID_PROFILE = json.loads(json.dumps(load_profile("llama-3.1-8b_a100-40gb").to_dict()))

@@ -14,7 +14,6 @@ HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens"
 ROW1 = "2023-11-16 18:15:46.6805900,374,44"
 ROW2 = "2023-11-16 18:15:50.9951690,396,109"
 ROW3 = "2023-11-16 18:15:51.2224670,879,55"
-SHARED_CONV = Path("/work/shared/traces/azure_llm_2023_conv.csv")
 
 
 def write(tmp_path: Path, content: str | bytes, name: str = "trace.csv") -> Path:
@@ -62,9 +61,8 @@ def test_bundled_unknown_name():
                             "claude-code-sample, mooncake-conv-head1000, tracelab-example")
 
 
-@pytest.mark.skipif(not SHARED_CONV.exists(), reason="the full shared trace is not on this machine")
-def test_full_conv_trace_loads():
-    sessions = list(load_azure_2023(SHARED_CONV))
+def test_full_conv_trace_loads(shared_file):
+    sessions = list(load_azure_2023(shared_file("traces/azure_llm_2023_conv.csv")))
     assert len(sessions) == 19_366
     assert sessions[-1].arrival_s == pytest.approx(3501.721937, abs=1e-6)
 

@@ -20,8 +20,6 @@ from agentwatt.traces.loaders import BUNDLED_FORMATS, BUNDLED_TRACES, LOADERS, b
 from agentwatt.traces.schema import Segment, validate_session
 from agentwatt.traces.stats import workload_stats
 
-SHARED = Path("/work/shared/traces")
-
 
 def write(tmp_path: Path, content: str | bytes, name: str) -> Path:
     p = tmp_path / name
@@ -124,13 +122,13 @@ def test_mooncake_bundled_cut_reuse_matches_its_hash_ids():
     assert st["prefix_reuse"] == pytest.approx(tokens, abs=0.005)  # 16-token blocks vs 512-token ids
 
 
-@pytest.mark.skipif(not (SHARED / "mooncake_fast25_conversation.jsonl").exists(), reason="shared trace absent")
-def test_mooncake_full_trace_hit_ratio_is_37_percent():
+def test_mooncake_full_trace_hit_ratio_is_37_percent(shared_file):
     """traces-survey §2.2: unbounded-cache prefix-block hit ratio of the conversation trace ≈ 0.37."""
-    lines = (SHARED / "mooncake_fast25_conversation.jsonl").read_text(encoding="utf-8").splitlines()
+    path = shared_file("traces/mooncake_fast25_conversation.jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines()
     blocks, _ = mooncake_hit_ratio(lines)
     assert blocks == pytest.approx(0.37, abs=0.005)
-    n = sum(1 for _ in load_mooncake(SHARED / "mooncake_fast25_conversation.jsonl"))
+    n = sum(1 for _ in load_mooncake(path))
     assert n == 12_031
 
 
@@ -227,9 +225,8 @@ def test_claude_code_bundled_sample_has_parallel_subagents():
     assert st["prefix_reuse"] > 0.85  # upstream README: ~93 % mean per-conversation cache hit
 
 
-@pytest.mark.skipif(not (SHARED / "weka_claude_code_requests.csv").exists(), reason="shared trace absent")
-def test_claude_code_flattened_csv_counts():
-    sessions = list(load_claude_code(SHARED / "weka_claude_code_requests.csv"))
+def test_claude_code_flattened_csv_counts(shared_file):
+    sessions = list(load_claude_code(shared_file("traces/weka_claude_code_requests.csv")))
     assert len(sessions) == 243
     assert sum(len(s.llm_calls) for s in sessions) == 11_361
 

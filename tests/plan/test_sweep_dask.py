@@ -3,36 +3,18 @@ import os
 import signal
 
 import pytest
-from click.testing import CliRunner
 
-from agentwatt.cli.main import AgentwattGroup
 from agentwatt.core.errors import InputError
-from agentwatt.cli.plan import plan_cmd, sweep_cmd
 from agentwatt.plan.runners import DaskRunner, SerialRunner, open_runner
 from agentwatt.plan.sweep import build_grid, sweep
+from tests.helpers import tiny_scenario
 
 distributed = pytest.importorskip("distributed")
 
-TINY = """
-name = "tiny"
-profile = "llama-3.1-8b_a100-40gb"
-[run]
-seed = 2
-duration_s = 20
-drain_timeout_s = 300
-[fleet]
-replicas = 1
-[[workload]]
-agent = "react-hotpotqa"
-rate_per_s = 1.0
-"""
-
 
 @pytest.fixture
-def scenario(tmp_path):
-    p = tmp_path / "tiny.toml"
-    p.write_text(TINY, encoding="utf-8")
-    return p
+def scenario(write_file):
+    return write_file(tiny_scenario(seed=2, rate_per_s=1.0), "tiny.toml")
 
 
 def _strip(table):
@@ -66,10 +48,9 @@ def test_killed_worker_loses_no_runs_and_workers_match_serial(scenario, tmp_path
     assert _strip(res.table).equals(_strip(serial.table))
 
 
-def test_cli_sweep_on_its_own_local_cluster(scenario, tmp_path):
-    cli = AgentwattGroup("agentwatt", commands={"sweep": sweep_cmd, "plan": plan_cmd})
-    r = CliRunner().invoke(cli, ["sweep", str(scenario), "--set", "fleet.replicas=1,2", "--seeds", "2",
-                                 "--out", str(tmp_path / "o"), "--workers", "2", "--no-plots"], obj={})
+def test_cli_sweep_on_its_own_local_cluster(scenario, tmp_path, run_cli):
+    r = run_cli(["sweep", scenario, "--set", "fleet.replicas=1,2", "--seeds", "2", "--out", tmp_path / "o",
+                 "--workers", "2", "--no-plots"], obj={})
     assert r.exit_code == 0, r.output
     assert "running 4 on dask local cluster, 2 worker thread(s)" in r.stdout
     assert len(list((tmp_path / "o" / "points").glob("*.json"))) == 4

@@ -12,7 +12,7 @@ from agentwatt.validate import check as C
 from agentwatt.calibrate.batchstep import KVPool, Segment, model_step
 from agentwatt.calibrate.bench import SweepGrid
 from agentwatt.calibrate.meters import FakeMeter
-from agentwatt.calibrate.models import build_model, new_kv_cache
+from agentwatt.calibrate.models import new_kv_cache
 from agentwatt.calibrate.powerseries import PowerSampler, PowerSeries
 from agentwatt.core.profile import load_profile
 from agentwatt.calibrate.run import calibrate
@@ -35,15 +35,7 @@ P50_BOUND = 0.65
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield build_model("tiny")
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def small_profile(tmp_path_factory, tiny):
+def small_profile(tmp_path_factory, tiny_model):
     out = tmp_path_factory.mktemp("check") / "tiny-small.json"
     calibrate("tiny", "cpu", out, progress=False, grid=SMALL, meter=FakeMeter(100.0, source="rapl"))
     return out
@@ -80,9 +72,9 @@ def _pool_with_prefixes(model, cases, g):
     ([(1, 12, 0, True), (1, 12, 1, True)], True),                 # equal contexts: no mask, the sweep's call
     ([(1, 9, 2, True), (1, 30, 5, True), (6, 0, 0, False)], False),  # decoders not in slots 0..D-1
 ])
-def test_model_step_equals_the_model_on_each_sequence(tiny, cases, batched):
-    pool, segs, refs = _pool_with_prefixes(tiny, cases, torch.Generator().manual_seed(len(cases)))
-    out, info = model_step(tiny, pool, segs)
+def test_model_step_equals_the_model_on_each_sequence(tiny_model, cases, batched):
+    pool, segs, refs = _pool_with_prefixes(tiny_model, cases, torch.Generator().manual_seed(len(cases)))
+    out, info = model_step(tiny_model, pool, segs)
     assert info.batched_decode is batched
     for o, r in zip(out, refs):
         assert torch.allclose(o, r, atol=1e-4)
@@ -90,8 +82,8 @@ def test_model_step_equals_the_model_on_each_sequence(tiny, cases, batched):
     assert info.padding_tokens == (len(ctx) * max(ctx) - sum(ctx) if batched else 0)
 
 
-def test_slots_keep_decoders_first_and_their_kv(tiny):
-    pool = KVPool.allocate(tiny, 5, 8)
+def test_slots_keep_decoders_first_and_their_kv(tiny_model):
+    pool = KVPool.allocate(tiny_model, 5, 8)
     slots = Slots(pool, 5)
     reqs = [Request(i, 4, 3, [], 0.0) for i in range(4)]
     for r in reqs:
@@ -123,11 +115,10 @@ def test_generated_requests_are_seeded_and_bounded():
         generate_requests(3, 5.0, 20.0, 100, 50, "normal")
 
 
-def test_azure_csv_round_trips_through_the_trace_loader(tmp_path):
-    from agentwatt.traces.loaders import load_azure_2023
+def test_requests_become_single_call_sessions_in_order():
     specs = [RequestSpec(0.0, 10, 3), RequestSpec(0.1234567, 20, 4), RequestSpec(61.5, 7, 1)]
-    sessions = list(load_azure_2023(C.write_azure_csv(specs, tmp_path / "r.csv")))
-    assert [s.arrival_s for s in sessions] == pytest.approx([0.0, 0.1234567, 61.5], abs=1e-9)
+    sessions = C.request_sessions(specs)
+    assert [s.arrival_s for s in sessions] == [0.0, 0.1234567, 61.5]
     assert [(s.nodes[0].prompt_tokens, s.nodes[0].output_tokens) for s in sessions] == [(10, 3), (20, 4), (7, 1)]
 
 
@@ -168,17 +159,13 @@ def test_power_sampler_with_a_fake_meter_reads_its_watts():
 
 # ------------------------------------------------------------------------------ end to end
 
-def test_short_check_on_cpu_runs_and_reports_finite_errors(small_profile, tmp_path):
+def test_short_check_on_cpu_runs_and_reports_finite_errors(small_profile, tmp_path, run_cli):
     """Through the CLI: `agentwatt calibrate check PROFILE --minutes 0.1 ... --out report.json`."""
     import json
 
-    from click.testing import CliRunner
-
-    from agentwatt.cli import main
     out = tmp_path / "report.json"
-    res = CliRunner().invoke(main, ["calibrate", "check", str(small_profile), "--minutes", str(SHORT.minutes),
-                                    "--prompt-tokens", str(SHORT.prompt_tokens), "--output-tokens",
-                                    str(SHORT.output_tokens), "--out", str(out), "--no-progress"])
+    res = run_cli(["calibrate", "check", small_profile, "--minutes", SHORT.minutes, "--prompt-tokens",
+                   SHORT.prompt_tokens, "--output-tokens", SHORT.output_tokens, "--out", out, "--no-progress"])
     print("\n" + res.output)
     assert res.exit_code == 0, res.output
     text = res.output

@@ -4,40 +4,20 @@ import math
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from scipy import stats
 
-from agentwatt.cli.main import AgentwattGroup
 from agentwatt.core.errors import InputError
-from agentwatt.cli.plan import plan_cmd, sweep_cmd
 from agentwatt.plan.store import ResultStore, flatten
 from agentwatt.plan.sweep import Grid, build_grid, parse_set, run_specs, sweep
 from agentwatt.plan.uncertainty import mean_ci, one_sided_bound, summarize_sweep
+from tests.helpers import tiny_scenario
 
-TINY = """
-name = "tiny"
-profile = "llama-3.1-8b_a100-40gb"
-[run]
-seed = 5
-duration_s = 20
-drain_timeout_s = 300
-[fleet]
-replicas = 1
-[[workload]]
-agent = "react-hotpotqa"
-rate_per_s = 0.5
-"""
+TINY = tiny_scenario(seed=5, rate_per_s=0.5)
 
 
 @pytest.fixture
-def scenario(tmp_path):
-    p = tmp_path / "tiny.toml"
-    p.write_text(TINY, encoding="utf-8")
-    return p
-
-
-def _cli():
-    return AgentwattGroup("agentwatt", commands={"sweep": sweep_cmd, "plan": plan_cmd})
+def scenario(write_file):
+    return write_file(TINY, "tiny.toml")
 
 
 def _strip(table):
@@ -118,9 +98,8 @@ def test_values_are_validated_against_the_scenario_before_running(scenario):
         run_specs(str(scenario), build_grid(["fleet.replica=2"]))
 
 
-def test_cli_set_error_is_one_line_exit_2(scenario, tmp_path):
-    r = CliRunner().invoke(_cli(), ["sweep", str(scenario), "--set", "fleet.replicas=1,two!", "--out",
-                                    str(tmp_path / "o"), "--serial"], obj={})
+def test_cli_set_error_is_one_line_exit_2(scenario, tmp_path, run_cli):
+    r = run_cli(["sweep", scenario, "--set", "fleet.replicas=1,two!", "--out", tmp_path / "o", "--serial"], obj={})
     assert r.exit_code == 2
     assert r.stderr.strip().count("\n") == 0
     assert r.stderr.startswith("error: --set fleet.replicas=1,two!: 'two!' is not a TOML scalar")
@@ -229,12 +208,12 @@ def test_summary_of_one_seed_has_no_interval(scenario, tmp_path):
     assert summarize_sweep(res.table.iloc[0:0]).empty
 
 
-def test_cli_sweep_end_to_end_and_resume(scenario, tmp_path):
+def test_cli_sweep_end_to_end_and_resume(scenario, tmp_path, run_cli):
     args = ["sweep", str(scenario), "--set", "fleet.replicas=1,2", "--seeds", "2", "--out", str(tmp_path / "o"),
             "--serial", "--no-plots"]
-    r = CliRunner().invoke(_cli(), args, obj={})
+    r = run_cli(args, obj={})
     assert r.exit_code == 0, r.output
     assert "2 point(s) x 2 seed(s) = 4 runs, 0 already in" in r.stdout
     assert "fleet.replicas=1" in r.stdout and "session_e2e_s.p99" in r.stdout
-    r = CliRunner().invoke(_cli(), args, obj={})
+    r = run_cli(args, obj={})
     assert r.exit_code == 0 and "4 already in" in r.stdout and "running 0" in r.stdout

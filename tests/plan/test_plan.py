@@ -3,36 +3,18 @@ import json
 import math
 
 import pytest
-from click.testing import CliRunner
 
-from agentwatt.cli.main import AgentwattGroup
 from agentwatt.core.errors import InputError
 from agentwatt.plan.plan import SLO, assess, parse_slo, plan, probe_ladder, search_smallest
-from agentwatt.cli.plan import plan_cmd, sweep_cmd
 from agentwatt.plan.sweep import build_grid, sweep
+from tests.helpers import tiny_scenario
 
 # Two to three replicas are needed for this load: the p99 bound drops steeply from 1 to 3 replicas.
-TINY = """
-name = "plan-tiny"
-profile = "llama-3.1-8b_a100-40gb"
-[run]
-seed = 11
-duration_s = 20
-drain_timeout_s = 600
-[fleet]
-replicas = 1
-[[workload]]
-agent = "react-hotpotqa"
-rate_per_s = 2.5
-"""
+TINY = tiny_scenario(name="plan-tiny", seed=11, rate_per_s=2.5, drain_timeout_s=600)
 SIZES = range(1, 6)
 SEEDS = 3
 CONF = 0.9
 METRIC = "session_e2e_s.p99"
-
-
-def _cli():
-    return AgentwattGroup("agentwatt", commands={"sweep": sweep_cmd, "plan": plan_cmd})
 
 
 # ------------------------------------------------------------------------------ pure parts
@@ -158,12 +140,12 @@ def test_plan_from_scratch_runs_fewer_sizes_than_exhaustive(exhaustive, tmp_path
     assert doc["answer"] == 3 and [e["size"] for e in doc["evaluated"]] == [1, 2, 3, 4]
 
 
-def test_cli_plan_prints_answer_margin_and_power(exhaustive):
+def test_cli_plan_prints_answer_margin_and_power(exhaustive, run_cli):
     scenario, store, by_size = exhaustive
     cut = (by_size[2].checks[0].bound + by_size[3].checks[0].bound) / 2
-    r = CliRunner().invoke(_cli(), ["plan", str(scenario), "--slo", f"{METRIC}<={cut}", "--power-budget-mw", "2",
-                                    "--max", "5", "--seeds", str(SEEDS), "--out", str(store), "--serial",
-                                    "--no-plot"], obj={})
+    r = run_cli(["plan", str(scenario), "--slo", f"{METRIC}<={cut}", "--power-budget-mw", "2",
+                 "--max", "5", "--seeds", str(SEEDS), "--out", str(store), "--serial",
+                 "--no-plot"], obj={})
     assert r.exit_code == 0, r.output
     out = r.stdout
     assert "answer: fleet.replicas = 3 (3 GPUs)" in out
@@ -171,15 +153,15 @@ def test_cli_plan_prints_answer_margin_and_power(exhaustive):
     assert "power: peak" in out and "energy per session" in out
 
 
-def test_cli_plan_without_answer_exits_1_with_one_line(exhaustive):
+def test_cli_plan_without_answer_exits_1_with_one_line(exhaustive, run_cli):
     scenario, store, by_size = exhaustive
     common = ["--max", "5", "--seeds", str(SEEDS), "--out", str(store), "--serial", "--no-plot"]
-    r = CliRunner().invoke(_cli(), ["plan", str(scenario), "--slo", f"{METRIC}<=1", *common], obj={})
+    r = run_cli(["plan", str(scenario), "--slo", f"{METRIC}<=1", *common], obj={})
     assert r.exit_code == 1
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("no answer: no fleet.replicas in 1..5 meets")
     cut = by_size[5].checks[0].bound + 1
-    r = CliRunner().invoke(_cli(), ["plan", str(scenario), "--slo", f"{METRIC}<={cut}", "--power-budget-mw",
-                                    "1e-6", *common], obj={})
+    r = run_cli(["plan", str(scenario), "--slo", f"{METRIC}<={cut}", "--power-budget-mw",
+                 "1e-6", *common], obj={})
     assert r.exit_code == 1
     assert r.stderr.count("\n") == 1 and "exceeds the budget 1e-06 MW" in r.stderr
 
@@ -194,9 +176,9 @@ def test_cli_plan_without_answer_exits_1_with_one_line(exhaustive):
     (["--slo", f"{METRIC}<=9", "--set", "fleet.replicas=2"], "--set fleet.replicas: that is the searched --param"),
     (["--slo", f"{METRIC}<=9", "--set", "workload.0.rate_per_s=1,2"], "--set workload.0.rate_per_s=1,2: expected one"),
 ])
-def test_cli_plan_flag_errors(exhaustive, args, msg):
+def test_cli_plan_flag_errors(exhaustive, args, msg, run_cli):
     scenario, store, _ = exhaustive
-    r = CliRunner().invoke(_cli(), ["plan", str(scenario), "--max", "5", "--out", str(store), "--serial",
-                                    "--no-plot", *args], obj={})
+    r = run_cli(["plan", str(scenario), "--max", "5", "--out", str(store), "--serial",
+                 "--no-plot", *args], obj={})
     assert r.exit_code == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: {msg}"), r.stderr

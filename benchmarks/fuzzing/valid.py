@@ -1,7 +1,7 @@
 """Valid-input generators for the fuzzers: inputs that must *run*, not merely fail cleanly.
 
 Shared by the short CI profile (tests/test_fuzz_short.py) and the long run (benchmarks/fuzz.py),
-beside the mutated and byte-level inputs of ``fuzz_targets``. Three families:
+beside the mutated and byte-level inputs of ``targets``. Three families:
 
 * ``valid_scenarios``: random but legal scenario dicts (bundled profile, 1-3 replicas, catalog agents
   or mixes or bundled trace cuts, every arrival kind, router policies, engine and facility knobs,
@@ -31,10 +31,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-try:  # imported as tests_support.fuzz_valid (pytest) or as a top-level module (benchmarks/fuzz.py)
-    from . import fuzz_targets as F
-except ImportError:  # pragma: no cover - the benchmark's path
-    import fuzz_targets as F  # type: ignore[no-redef]
+from . import targets as F
 
 BadFailure = F.BadFailure
 RUN_TIME_LIMIT_S = 60.0   # a valid scenario of <= 30 s of arrivals runs in ~1 s; far longer is a hang

@@ -6,29 +6,18 @@ from click.testing import CliRunner
 
 from agentwatt.cli.calibrate import calibrate_cmd
 from agentwatt.core.profile import load_profile
-from agentwatt.cli import main
+from tests.helpers import one_error_line
 
 
-def run_main(args):
-    return CliRunner().invoke(main, args)
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    return lines[0]
-
-
-def test_calibrate_is_a_group_with_subcommands():
+def test_calibrate_is_a_group_with_subcommands(run_cli):
     assert set(calibrate_cmd.commands) >= {"transfer", "check", "gpus"}
-    r = run_main(["calibrate", "gpus"])
+    r = run_cli(["calibrate", "gpus"])
     assert r.exit_code == 0 and "h100" in r.output and "local-cpu" in r.output
 
 
-def test_transfer_writes_a_profile_the_simulator_can_load(tmp_path):
+def test_transfer_writes_a_profile_the_simulator_can_load(tmp_path, run_cli):
     out = tmp_path / "70b-h100.json"
-    r = run_main(["calibrate", "transfer", "llama-3.1-8b_a100-40gb", "--to", "h100", "--model", "llama-3.1-70b",
+    r = run_cli(["calibrate", "transfer", "llama-3.1-8b_a100-40gb", "--to", "h100", "--model", "llama-3.1-70b",
                   "--tp", "8", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "error band: ±" in r.output and f"wrote {out}" in r.output
@@ -50,9 +39,9 @@ def test_transfer_writes_a_profile_the_simulator_can_load(tmp_path):
     (["--preset", "tiny", "transfer", "p.json", "--to", "h100", "--out", "x.json"],
      "error: calibrate transfer: --preset: sweep options"),
 ])
-def test_subcommand_errors_are_one_line(tmp_path, monkeypatch, args, expected):
+def test_subcommand_errors_are_one_line(tmp_path, monkeypatch, args, expected, run_cli):
     monkeypatch.chdir(tmp_path)
-    line = one_error_line(run_main(["calibrate", *args]))
+    line = one_error_line(run_cli(["calibrate", *args]))
     assert line.startswith(expected), line
     assert not (tmp_path / "x.json").exists()
 

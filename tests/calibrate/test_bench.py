@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from agentwatt.calibrate import bench as B
 from agentwatt.calibrate.meters import FakeMeter, NullMeter
-from agentwatt.calibrate.models import build_model
 
 SMALL = B.SweepGrid(prompt_lens=(8, 16, 32), prefill_batches=(1, 2, 3), decode_batches=(1, 2, 4),
                     context_lens=(8, 32, 64), repeats=1, rounds=1, warmup=1, min_energy_window_s=0.01, idle_s=0.02)
@@ -14,18 +12,7 @@ RECORD_KEYS = {"phase", "batch", "prefill_tokens", "prefill_attn", "decode_seqs"
                "time_s_p25", "time_s_p75", "repeats", "energy_j", "power_w", "holdout"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads stall whenever another process runs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny(one_thread):
-    return build_model("tiny")
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_step_features_follow_the_profile_definitions():
@@ -52,8 +39,8 @@ def test_grid_counts_must_be_odd():
     assert B.default_grid("llama-3.1-8b", "gpu") is B.GRIDS[("*", "gpu")]
 
 
-def test_sweep_without_meter_has_no_energy_and_no_zero(tiny):
-    res = B.run_sweep(tiny, SMALL, meter=NullMeter("no meter here"), seed=1, progress=False)
+def test_sweep_without_meter_has_no_energy_and_no_zero(tiny_model):
+    res = B.run_sweep(tiny_model, SMALL, meter=NullMeter("no meter here"), seed=1, progress=False)
     assert res.idle is None and res.idle_w is None and not res.truncated
     assert len(res.points) == res.planned == 18
     for r in res.points:
@@ -62,10 +49,10 @@ def test_sweep_without_meter_has_no_energy_and_no_zero(tiny):
         assert ("prompt_len" in r) == (r["phase"] == "prefill") and ("context_len" in r) == (r["phase"] == "decode")
 
 
-def test_sweep_with_fake_meter_measures_idle_and_energy_per_step(tiny):
+def test_sweep_with_fake_meter_measures_idle_and_energy_per_step(tiny_model):
     watts = lambda key: 40.0 if key == "idle" else (200.0 if key.startswith("prefill") else 150.0)  # noqa: E731
     grid = B.SweepGrid(**{**SMALL.__dict__, "repeats": 3, "rounds": 3})
-    res = B.run_sweep(tiny, grid, meter=FakeMeter(watts), seed=2, progress=False)
+    res = B.run_sweep(tiny_model, grid, meter=FakeMeter(watts), seed=2, progress=False)
     assert res.idle_w == pytest.approx(40.0)
     for r in res.points:
         assert r["repeats"] == 9 and r["energy_steps"] >= 1
@@ -73,26 +60,26 @@ def test_sweep_with_fake_meter_measures_idle_and_energy_per_step(tiny):
         assert r["energy_j"] > 0
 
 
-def test_point_order_is_seeded(tiny, monkeypatch):
+def test_point_order_is_seeded(tiny_model, monkeypatch):
     seen = []
     real = B.make_step
     monkeypatch.setattr(B, "make_step", lambda model, p, seed: seen.append(p.label) or real(model, p, seed))
-    B.run_sweep(tiny, SMALL, meter=NullMeter("x"), seed=7, progress=False)
+    B.run_sweep(tiny_model, SMALL, meter=NullMeter("x"), seed=7, progress=False)
     first, seen[:] = list(seen), []
-    B.run_sweep(tiny, SMALL, meter=NullMeter("x"), seed=7, progress=False)
+    B.run_sweep(tiny_model, SMALL, meter=NullMeter("x"), seed=7, progress=False)
     assert seen == first and first != [p.label for p in B.plan_points(SMALL)]
 
 
-def test_budget_stops_the_sweep_and_says_so(tiny):
-    res = B.run_sweep(tiny, SMALL, meter=NullMeter("x"), budget_s=0.0, progress=False)
+def test_budget_stops_the_sweep_and_says_so(tiny_model):
+    res = B.run_sweep(tiny_model, SMALL, meter=NullMeter("x"), budget_s=0.0, progress=False)
     assert res.truncated and res.points == [] and len(res.skipped) == 18
     assert res.summary()["truncated_by_budget"] is True and res.skipped[0]["reason"] == "time budget"
     assert res.rounds_completed == 0
 
 
-def test_points_too_big_for_memory_are_skipped_with_reason(tiny):
-    budget = B.point_bytes(tiny, B.SweepPoint(phase="decode", batch=1, length=8))
-    res = B.run_sweep(tiny, SMALL, meter=NullMeter("x"), progress=False, mem_bytes=budget)
+def test_points_too_big_for_memory_are_skipped_with_reason(tiny_model):
+    budget = B.point_bytes(tiny_model, B.SweepPoint(phase="decode", batch=1, length=8))
+    res = B.run_sweep(tiny_model, SMALL, meter=NullMeter("x"), progress=False, mem_bytes=budget)
     assert res.points and res.skipped
     assert all("GiB" in s["reason"] for s in res.skipped)
     assert len(res.points) + len(res.skipped) == res.planned
