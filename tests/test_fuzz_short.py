@@ -49,8 +49,8 @@ def test_stray_carriage_return_in_csv_is_a_clean_error(tmp_path):
     assert F.bytes_target(lambda path: load_trace("vidur-csv", path), p.read_bytes(), tmp_path) == "rejected"
 
 
-# --- valid inputs: must run (tests/fuzz_valid.py); the long profile is benchmarks/fuzz.py -------------
-# (regressions it found: tests/test_run_end_booking.py)
+# --- valid inputs: must run (benchmarks/fuzzing/valid.py); the long profile is benchmarks/fuzz.py -------------
+# (regressions it found: tests/sim/test_run_end_booking.py)
 
 VALID_SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 

@@ -1,4 +1,4 @@
-"""Regressions found by the valid-scenario fuzzer (tests/fuzz_valid.py): the end of a run and
+"""Regressions found by the valid-scenario fuzzer (benchmarks/fuzzing/valid.py): the end of a run and
 dropped calls leave the books consistent."""
 from agentwatt.sim.run import run
 from agentwatt.sim.scenario import scenario_from_dict

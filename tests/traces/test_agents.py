@@ -1,7 +1,7 @@
 """Agent generators: structure of every session, knobs that change the DAG, parameter checks.
 
 The paper's numbers recovered from samples (calls per request, latencies, tool share) are in
-``tests/test_workload_paper.py``.
+``tests/traces/test_workload_paper.py``.
 """
 from __future__ import annotations
 
