@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT
+try:
+    from tests.helpers import REPO_ROOT
+except ModuleNotFoundError:  # run as a script: python tests/test_architecture.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.helpers import REPO_ROOT
 
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PACKAGE_DIRS: dict[str, str] = PYPROJECT["tool"]["setuptools"]["package-dir"]  # import name -> folder
@@ -151,3 +155,11 @@ def test_no_absolute_machine_path_in_the_repository():
             if MACHINE_PATH.search(line) or (in_tests and TMP_PATH.search(line)):
                 bad.append(f"{rel}:{no}: {line.strip()[:120]}")
     assert not bad, "absolute machine paths (use ../shared, $AGENTWATT_SHARED or tmp_path):\n" + "\n".join(bad)
+
+
+if __name__ == "__main__":  # python tests/test_architecture.py: the import-linter report on the sources
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        result = lint_imports(stage_package(Path(tmp) / "src"), Path(tmp))
+    print(result.stdout + result.stderr)
+    sys.exit(result.returncode)
