@@ -65,7 +65,8 @@ def test_import_contracts_hold(tmp_path):
     (("core/errors.py", "import pandas"), "neither simpy nor pandas"),
 ])
 def test_a_violating_import_breaks_its_contract(tmp_path, violation, contract):
-    """The contracts bite: one added import of each forbidden kind breaks the contract that forbids it."""
+    """The contracts bite: one added import of each forbidden kind breaks the contract that forbids it
+    (others may break too: an import of the root package also reaches the API layer through it)."""
     stage = stage_package(tmp_path / "src")
     rel, line = violation
     folder, _, rest = rel.partition("/")
@@ -75,7 +76,7 @@ def test_a_violating_import_breaks_its_contract(tmp_path, violation, contract):
     r = lint_imports(stage, tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
     broken = [ln for ln in r.stdout.splitlines() if ln.endswith(" BROKEN")]
-    assert len(broken) == 1 and contract in broken[0], r.stdout
+    assert any(contract in ln for ln in broken), r.stdout
 
 
 # ------------------------------------------------------------------------------ private names
