@@ -31,6 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from agentwatt.core import step
 from agentwatt.core.errors import InputError
 
 SCHEMA_VERSION = 1
@@ -94,15 +95,21 @@ class LatencyModel:
     prefill_attn_s: float
     decode_seq_s: float
     decode_ctx_s: float
+    # linear layers as a smooth roofline (0 = absent: the additive model of CPU calibration profiles)
+    weight_s: float = 0.0           # reading the dense weights once
+    token_s: float = 0.0            # matmul compute per token in the step
+    overlap_p: float = 2.0          # smooth-max exponent of the two
+    expert_weight_s: float = 0.0    # reading every routed expert's weights (MoE), scaled by the share touched
+    experts: int = 1
+    experts_per_token: int = 1
     fit: FitStats | None = None
 
     def step_s(self, prefill_tokens: float, prefill_attn: float, decode_seqs: float, decode_ctx: float) -> float:
-        """Seconds for one engine step with the given work (see module docstring)."""
-        return (self.overhead_s + self.prefill_token_s * prefill_tokens + self.prefill_attn_s * prefill_attn
-                + self.decode_seq_s * decode_seqs + self.decode_ctx_s * decode_ctx)
+        """Seconds for one engine step with the given work (``core/step.py`` holds the formula)."""
+        return step.step_s(self, prefill_tokens, prefill_attn, decode_seqs, decode_ctx)
 
     def prefill_part_s(self, prefill_tokens: float, prefill_attn: float) -> float:
-        return self.prefill_token_s * prefill_tokens + self.prefill_attn_s * prefill_attn
+        return step.prefill_part_s(self, prefill_tokens, prefill_attn)
 
     @property
     def coefficients(self) -> tuple[float, float, float, float, float]:
@@ -121,7 +128,21 @@ class PowerModel:
     decode_base_w: float | None = None
     decode_log2_batch_w: float | None = None
     max_w: float | None = None
+    # activity model (published-measurement profiles): idle_w is idle with the model loaded, and a
+    # step adds compute_w x (share of its time computing) + memory_w x (share streaming HBM)
+    compute_w: float | None = None
+    memory_w: float | None = None
+    parked_w: float | None = None     # no work, no CUDA context (clocks down): a parked or spare GPU
     fit: FitStats | None = None
+
+    @property
+    def activity(self) -> bool:
+        return self.compute_w is not None
+
+    def activity_w(self, compute_share: float, memory_share: float) -> float:
+        """Per-device watts of a step computing ``compute_share`` and streaming ``memory_share`` of its time."""
+        w = self.idle_w + self.compute_w * compute_share + self.memory_w * memory_share
+        return min(self.max_w, w) if self.max_w is not None else w
 
     def busy_w(self, prefill_share: float, decode_seqs: float) -> float:
         """Per-device watts during a step whose time is ``prefill_share`` prefill work."""
@@ -264,6 +285,11 @@ def profile_from_dict(d: Any, where: str = "profile") -> Profile:
     w = f"{where}.latency"
     latency = LatencyModel(**{k: _field(lat, k, float, w, nonneg=True) for k in (
         "overhead_s", "prefill_token_s", "prefill_attn_s", "decode_seq_s", "decode_ctx_s")},
+        **{k: _field(lat, k, float, w, nonneg=True, optional=True) or 0.0 for k in (
+            "weight_s", "token_s", "expert_weight_s")},
+        overlap_p=_field(lat, "overlap_p", float, w, optional=True, positive=True) or 2.0,
+        experts=_field(lat, "experts", int, w, optional=True, positive=True) or 1,
+        experts_per_token=_field(lat, "experts_per_token", int, w, optional=True, positive=True) or 1,
         fit=_fit_from(lat.get("fit"), f"{w}.fit"))
     if latency.step_s(1, 1, 0, 0) <= 0 or latency.step_s(0, 0, 1, 1) <= 0:
         raise InputError(f"{w}: all coefficients are 0: expected a step time > 0")
@@ -273,7 +299,14 @@ def profile_from_dict(d: Any, where: str = "profile") -> Profile:
     psrc = _field(p, "source", str, w)
     if psrc not in POWER_SOURCES:
         raise InputError(f"{w}.source = {psrc!r}: expected one of {', '.join(POWER_SOURCES)}")
-    if available:
+    if available and p.get("compute_w") is not None:
+        vals = {k: _field(p, k, float, w, nonneg=True) for k in ("idle_w", "compute_w", "memory_w")}
+        vals["max_w"] = _field(p, "max_w", float, w, optional=True, positive=True)
+        vals["parked_w"] = _field(p, "parked_w", float, w, optional=True, nonneg=True)
+        if vals["parked_w"] is not None and vals["parked_w"] > vals["idle_w"]:
+            raise InputError(f"{w}.parked_w = {vals['parked_w']}: expected <= idle_w ({vals['idle_w']})")
+        power = PowerModel(available=True, source=psrc, reason=None, fit=_fit_from(p.get("fit"), f"{w}.fit"), **vals)
+    elif available:
         vals = {k: _field(p, k, float, w, nonneg=True) for k in (
             "idle_w", "prefill_w", "decode_base_w", "decode_log2_batch_w")}
         vals["max_w"] = _field(p, "max_w", float, w, optional=True, positive=True)

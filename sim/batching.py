@@ -10,7 +10,6 @@ cache) and it goes back to the head of the waiting queue to be recomputed.
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,37 +299,6 @@ def decode_run_length(state: ReplicaState, plan: StepPlan) -> int:
         k = max(1, k // 2)
         need = sum(kv.blocks_for(r.num_computed + k) - len(r.blocks) for r, _ in plan.items)
     return k
-
-
-class DecodeBlock:
-    """Timing of back-to-back decode steps whose context grows by ``growth`` tokens of work per step:
-    step j (from 0) takes ``first + growth_s·j`` seconds, so k steps end at
-    ``k·first + growth_s·k(k−1)/2`` (closed form: no per-step Python)."""
-
-    __slots__ = ("first", "growth_s")
-
-    def __init__(self, first_step_s: float, growth_s: float) -> None:
-        self.first = first_step_s
-        self.growth_s = growth_s
-
-    def end(self, k: int) -> float:
-        return k * self.first + self.growth_s * k * (k - 1) / 2.0
-
-    def steps_started_by(self, elapsed: float) -> int:
-        """The number of steps that have started by ``elapsed`` (the last may be in progress): the
-        smallest k with end(k) ≥ elapsed, at least 1."""
-        a, g = self.first, self.growth_s
-        if g <= 0.0:
-            k = math.ceil(elapsed / a - 1e-12)
-        else:  # g/2·k² + (a − g/2)·k − elapsed = 0
-            b = a - g / 2.0
-            k = math.ceil((-b + math.sqrt(b * b + 2.0 * g * elapsed)) / g - 1e-12)
-        k = max(1, k)
-        while k > 1 and self.end(k - 1) >= elapsed:
-            k -= 1
-        while self.end(k) < elapsed:
-            k += 1
-        return k
 
 
 def advance_decode(state: ReplicaState, plan: StepPlan, k: int, now: float) -> list[Request]:

@@ -18,18 +18,13 @@ from __future__ import annotations
 from typing import Sequence
 
 from agentwatt.core.profile import LatencyModel
+from agentwatt.core.step import single_call_s
 from agentwatt.traces.schema import LLMCall, Segment, Session
 
 
 def llm_call_s(model: LatencyModel, prompt_tokens: int, cached_tokens: int, output_tokens: int) -> float:
-    """Seconds for one call served alone: prefill of the uncached tokens, then ``output_tokens`` decode steps."""
-    new = max(1, prompt_tokens - cached_tokens)  # a fully cached prompt still computes its last token (vLLM)
-    cached = prompt_tokens - new
-    prefill = model.step_s(new, new * (cached + new), 0, 0)
-    # decode step k (1-based) reads a context of prompt_tokens + k tokens: sum = n*prompt + n(n+1)/2
-    n = output_tokens
-    decode = n * model.step_s(0, 0, 1, 0) + model.decode_ctx_s * (n * prompt_tokens + n * (n + 1) / 2)
-    return prefill + decode
+    """Seconds for one call served alone (``core/step.py`` ``single_call_s``)."""
+    return single_call_s(model, prompt_tokens, cached_tokens, output_tokens)
 
 
 def prefix_chain(segments: Sequence[Segment]) -> list[tuple[int, int]]:

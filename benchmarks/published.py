@@ -1,0 +1,95 @@
+"""Published-measurements check: every development case beside the model's prediction.
+
+    python benchmarks/published.py            # the table, then one summary line per group
+    python benchmarks/published.py --csv F    # also write the rows
+
+Each case is a published measurement (source in the table's ``source`` column; the data and their
+licences are in ``calibrate/data/measured/``). The prediction of a case comes from a fit that did
+NOT see the case's model: the GPU efficiencies are refitted with every run of that model left out
+(``calibrate/measured.py``, ``exclude_model``), then the model is derived from its catalog shape.
+A static batch (all requests at time 0, equal lengths, vLLM without chunked prefill) runs through the
+one step predictor (``core/step.py``) exactly as a replica steps it.
+
+Tolerances (the [measured-profiles] and [power-model] issues): ±15 % single request (batch 1
+end-to-end, TTFT), ±20 % closed-batch throughput, ±15 % energy per request.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from agentwatt.calibrate import measured as M
+
+TOL = {"single-request e2e": 0.15, "TTFT": 0.15, "closed-batch throughput": 0.20, "energy per request": 0.15}
+LIB = "LLM-Inference-Bench (argonne-lcf, BSD-3) Plots/"
+
+
+def cases() -> list[dict]:
+    out = []
+    for gpu in M.ARGONNE_HW.values():
+        for r in M._rows("argonne_vllm.csv"):
+            if M.ARGONNE_HW.get(r["hardware"]) != gpu or r["metric"] not in ("e2e_latency_s", "ttft_s"):
+                continue
+            m = M.get_model(M.ARGONNE_MODEL[r["model"]])
+            tp, b, i, o, y = int(r["tp"]), int(r["batch"]), int(r["input_len"]), int(r["output_len"]), float(r["value"])
+            g = M.get_gpu(gpu)
+            if b * (i + o) * m.kv_bytes_per_token() > tp * g.mem_gib * 2**30 * 0.9 - m.n_params * 2:
+                continue   # KV does not fit: vLLM preempts; not a static-batch case
+            lat = M.derive(m.name, gpu, tp, exclude_model=m.name)
+            ttft, e2e = M.static_batch(lat, b, i, o)
+            if r["metric"] == "ttft_s":
+                group, meas, pred, unit = "TTFT", y, e2e, "s"
+            elif b == 1:
+                group, meas, pred, unit = "single-request e2e", y, e2e, "s"
+            else:
+                group, meas, pred, unit = "closed-batch throughput", b * (i + o) / y, b * (i + o) / e2e, "tok/s"
+            out.append(dict(group=group, case=f"vLLM {m.name} {tp}x{gpu} b{b} {i}/{o}", measured=meas,
+                            predicted=pred, unit=unit, source=LIB + ("All_results.csv" if r["metric"] != "ttft_s"
+                                                                      else "Fig_21/all_results_TTFT.csv")))
+        for m, tp, b, i, o, lat_s, power_w, e_req in M._power_cases(gpu):
+            pm = M.fit_power(gpu, exclude_model=m.name)
+            lat = M.derive(m.name, gpu, tp, exclude_model=m.name)
+            t, e = M.static_batch_energy(lat, pm, b, i, o)
+            pred = (e + pm.idle_w * M.IDLE_TAIL_S) / b   # the file's energy per request counts the idle tail
+            out.append(dict(group="energy per request", case=f"vLLM {m.name} {tp}x{gpu} b{b} {i}/{o}",
+                            measured=e_req, predicted=pred, unit="J",
+                            source=LIB + "Fig_16_a_b/power_results.csv (NVML, GPU 0)"))
+    for c in out:
+        c["error"] = c["predicted"] / c["measured"] - 1
+        c["tolerance"] = TOL[c["group"]]
+        c["ok"] = abs(c["error"]) <= c["tolerance"]
+    return out
+
+
+def summary(rows: list[dict]) -> dict[str, tuple[int, int, float]]:
+    res = {}
+    for g in TOL:
+        rs = [r for r in rows if r["group"] == g]
+        if rs:
+            res[g] = (sum(r["ok"] for r in rs), len(rs), sum(abs(r["error"]) for r in rs) / len(rs))
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--csv", type=Path)
+    a = ap.parse_args()
+    rows = cases()
+    print(f"{'group':24s} {'case':44s} {'measured':>10s} {'predicted':>10s} {'error':>8s} {'tol':>5s}")
+    for r in rows:
+        print(f"{r['group']:24s} {r['case']:44s} {r['measured']:10.4g} {r['predicted']:10.4g} "
+              f"{100 * r['error']:+7.1f}% {100 * r['tolerance']:4.0f}% {'' if r['ok'] else 'MISS'}")
+    for g, (ok, n, mape) in summary(rows).items():
+        print(f"{g}: {ok}/{n} within ±{100 * TOL[g]:.0f} %, mean |error| {100 * mape:.1f} %")
+    if a.csv:
+        with open(a.csv, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
