@@ -153,6 +153,23 @@ def _leaves(d: dict, prefix: str = ""):
             yield f"{prefix}{k}", v
 
 
+def grid_from_dict(params: dict[str, Any], seeds: int = DEFAULT_SEEDS) -> Grid:
+    """The grid of a Python dict ``{"fleet.replicas": [1, 2, 4], ...}`` (a scalar is one value)."""
+    if not isinstance(params, dict):
+        raise InputError(f"grid = {params!r}: expected a dict of dotted scenario key -> list of values")
+    out: dict[str, tuple] = {}
+    for key, values in params.items():
+        where = f"grid[{key!r}]"
+        values = list(values) if isinstance(values, (list, tuple, range)) else [values]
+        for v in values:
+            if not isinstance(v, (bool, int, float, str)) or (isinstance(v, float) and not math.isfinite(v)):
+                raise InputError(f"{where}: value {v!r}: expected finite numbers, true/false or strings")
+        out[str(key)] = _check_values(str(key), values, where)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise InputError(f"seeds = {seeds!r}: expected an integer >= 1")
+    return Grid(params=out, seeds=seeds, origin={k: f"grid[{k!r}]" for k in out})
+
+
 def build_grid(sets: tuple[str, ...] | list[str] = (), grid_file: str | Path | None = None,
                seeds: int | None = None) -> Grid:
     """The grid from a sweep file and ``--set`` flags (a ``--set`` replaces the file's key)."""

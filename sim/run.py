@@ -1,10 +1,14 @@
 """Scenario → Results. Start here to follow a request through the simulator.
 
-    scenario (TOML) ─► load_profile ─► fleet.build_fleet (replicas, router)
-      ─► per workload class: an arrival process spawning session.run_session per session
-      ─► session: each LLM call → router.route → replica.submit ─► replica step loop:
-         batching.schedule → latency.step_s / power.step_power_w → env.timeout → batching.complete
-      ─► metrics.Recorder rows ─► report.summarize ─► write_results (JSON, Parquet, PNG)
+    scenario (sim/scenario.py) ─► core/profile.load_profile
+      ─► fleet.build: replicas behind a router.Router, metrics.Recorder, session.SessionContext, and one
+         arrival process per [[workload]] class (sim/workload.py; seeded from run.seed), or
+         workload.replay of the sessions given to run(..., sessions=...)
+      ─► session.run_session per session: each LLM call → router.route → replica.submit
+      ─► replica step loop (sim/replica.py): batching.schedule → core/step.py step_cost (step time and
+         watts, a power cap's stretch) → env.timeout → batching.complete; energy booked in sim/books.py
+      ─► Recorder rows and per-replica counters ─► report.summarize ─► Results
+      ─► Results.write / output.write_results (summary.json, Parquet, PNG)
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import gc
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -26,8 +31,11 @@ from agentwatt.sim.session import SessionContext
 from agentwatt.traces.schema import Session
 
 
-@dataclass
+@dataclass(repr=False)
 class Results:
+    """One run: ``summary`` (what ``summary.json`` holds), tables of calls, sessions and fleet power
+    (``None`` without a power model), facility power levels; ``write(folder)`` saves them all."""
+
     scenario: Scenario
     profile: Profile
     summary: dict[str, Any]
@@ -35,6 +43,36 @@ class Results:
     sessions: pd.DataFrame
     power: pd.DataFrame | None
     power_levels: pd.DataFrame | None = None
+
+    def __repr__(self) -> str:
+        s = self.summary
+        p99 = (s.get("session_e2e_s") or {}).get("p99")
+        e = s.get("energy_per_session_j")
+        return (f"<Results {self.scenario.name!r}: {s.get('sessions_completed')}/{s.get('sessions_arrived')} sessions "
+                f"completed, session p99 {'n/a' if p99 is None else f'{p99:.3g} s'}, "
+                f"{'energy n/a' if e is None else f'{e / 3600:.3g} Wh/session'}, {s.get('gpus')} GPU(s)>")
+
+    @property
+    def metrics(self) -> pd.Series:
+        """Every scalar of the summary under a dotted name (``session_e2e_s.p99``,
+        ``by_agent.react-hotpotqa.energy_per_session_j``), as the columns of a sweep table."""
+        return pd.Series(_flat(self.summary), dtype=object)
+
+    def write(self, folder: str | Path, plots: bool = True) -> dict[str, Path]:
+        """Write summary.json, the Parquet tables and (``plots``) the PNGs into ``folder``
+        (``sim/output.py``); returns the paths written."""
+        from agentwatt.sim.output import write_results
+        return write_results(self, folder, plots=plots)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _controller(ctx: SessionContext, arrival_procs: list, arrivals_end_s: float, deadline_s: float):
