@@ -14,7 +14,7 @@ import click
 
 from agentwatt.calibrate.presets import PRESETS
 from agentwatt.core.profile import FitStats, Profile
-from agentwatt.core.errors import InputError
+from agentwatt.core.errors import AgentwattError, InputError
 
 
 def _pct(x: float | None) -> str:
@@ -54,6 +54,14 @@ def summarize(profile: Profile, path: Path | None) -> str:
     return "\n".join(lines)
 
 
+def require_torch(command: str) -> None:
+    """Measuring needs torch, which the light install leaves out: say how to add it."""
+    import importlib.util
+    if importlib.util.find_spec("torch") is None:
+        raise AgentwattError(f"{command}: torch is not installed: expected pip install torch==2.13.0 && "
+                             f"pip install 'agentwatt[calibrate]'")
+
+
 _SWEEP_OPTIONS = ("preset", "out", "budget_minutes", "seed", "threads", "progress", "device")
 
 
@@ -88,6 +96,7 @@ def calibrate_cmd(ctx: click.Context, preset: str | None, device: str, out: Path
     if missing:
         raise InputError(f"calibrate: missing {' and '.join(missing)}: expected e.g. agentwatt calibrate --preset tiny "
                          f"--device cpu --out tiny.json (or a subcommand: transfer, check)")
+    require_torch("calibrate")
     from agentwatt.calibrate.run import calibrate
 
     profile = calibrate(preset, device, out, budget_minutes=budget_minutes, seed=seed, progress=progress,
@@ -136,6 +145,7 @@ def check_cmd(profile: str, device: str | None, minutes: float, rate: float | No
               clock: str, out: Path | None, progress: bool) -> None:
     """Serve generated requests for real with PROFILE's model on its device, replay them in the simulator
     with PROFILE, and print the errors (latency p50/p99, energy per request, power series)."""
+    require_torch("calibrate check")
     from agentwatt.validate.check import CheckSettings, check, summarize_check
 
     for flag, v in (("--max-num-seqs", max_num_seqs), ("--max-num-batched-tokens", max_num_batched_tokens)):

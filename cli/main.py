@@ -1,5 +1,10 @@
 """The ``agentwatt`` command. User errors print one line (``error: ...``) and exit 2;
-``--debug`` shows the traceback instead."""
+``--debug`` shows the traceback instead.
+
+Commands share flag names (``cli/options.py``): ``--out`` (where results go), ``--no-plots``,
+``--set KEY=VALUE`` (scenario overrides by dotted key). Shell completion is click's:
+``eval "$(_AGENTWATT_COMPLETE=bash_source agentwatt)"`` (``zsh_source``, ``fish_source``).
+"""
 from __future__ import annotations
 
 import sys
@@ -7,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from agentwatt.cli.options import no_plots_option, out_option, set_option
 from agentwatt.core.errors import AgentwattError
 
 
@@ -52,16 +58,16 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command()
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True, help="Folder for summary.json, Parquet tables and PNG plots.")
+@set_option
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scenario's seed.")
-@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
-def simulate(scenario: Path | None, out_dir: Path, seed: int | None, no_plots: bool) -> None:
+@out_option(Path("results"), "Folder for summary.json, Parquet tables and PNG plots.")
+@no_plots_option
+def simulate(scenario: Path | None, sets: tuple[str, ...], seed: int | None, out_dir: Path, no_plots: bool) -> None:
     """Simulate SCENARIO (a TOML file; the built-in default scenario when omitted)."""
+    from agentwatt.cli.options import load_with_sets
     from agentwatt.sim.output import write_results
     from agentwatt.sim.run import run
-    from agentwatt.sim.scenario import load_scenario
-    sc = load_scenario(scenario)
+    sc = load_with_sets(scenario, sets)
     if seed is not None:
         sc = sc.with_seed(seed)
     click.echo(f"scenario: {sc.name} ({sc.source}), profile {sc.profile}, {sc.fleet.replicas} replica(s), "
@@ -153,14 +159,20 @@ def power_compare(measured: Path, simulated: Path, measured_column, simulated_co
 @main.command("project")
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--queries-per-day", type=click.FloatRange(min=0, min_open=True), required=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def project_cmd(scenario: Path | None, queries_per_day: float, json_out: Path | None) -> None:
+@set_option
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scenario's seed.")
+@out_option(None, "Folder for project.json (the numbers printed, and their assumptions).")
+def project_cmd(scenario: Path | None, queries_per_day: float, sets: tuple[str, ...], seed: int | None,
+                out_dir: Path | None) -> None:
     """Scale SCENARIO's cluster to QUERIES_PER_DAY; print it beside the paper's formula."""
+    from agentwatt.cli.options import load_with_sets
     from agentwatt.core.io import atomic_write_json
     from agentwatt.plan.project import project
     from agentwatt.sim.report import json_clean
-    from agentwatt.sim.scenario import load_scenario
-    r = project(load_scenario(scenario), queries_per_day)
+    sc = load_with_sets(scenario, sets)
+    if seed is not None:
+        sc = sc.with_seed(seed)
+    r = project(sc, queries_per_day)
     if "error" in r:
         raise AgentwattError(r["error"])
     pf, sm = r["paper_formula"], r["simulated"]
@@ -173,8 +185,10 @@ def project_cmd(scenario: Path | None, queries_per_day: float, json_out: Path | 
                f"(GPUs alone {sm['gpu_avg_power_w'] / 1e6:.4g} MW); {sm['facility_wh_per_query']:.4g} Wh/query at the "
                f"facility; session p99 {sm['session_e2e_p99_s']:.3g} s")
     click.echo(f"  assumes: {sm['assumptions']}")
-    if json_out:
-        atomic_write_json(json_out, json_clean(r))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = atomic_write_json(out_dir / "project.json", json_clean(r))
+        click.echo(f"wrote {path}")
 
 
 @main.command("profiles")
@@ -186,30 +200,18 @@ def profiles_cmd() -> None:
         click.echo(f"{n:<30} {p.source:<20} {p.hardware.device_name} ×{p.hardware.tp}, {p.model.name}")
 
 
-def _attach_optional() -> None:
-    try:
-        from agentwatt.cli.calibrate import calibrate_cmd
-    except ImportError:  # calibrate's own deps (torch) missing: say so when used
-        @main.command("calibrate", context_settings={"ignore_unknown_options": True})
-        @click.argument("args", nargs=-1)
-        def calibrate_cmd(args) -> None:  # type: ignore[no-redef]
-            """Measure a latency/power profile (needs torch: pip install torch==2.13.0)."""
-            raise AgentwattError("calibrate: torch is not importable: install it with pip install torch==2.13.0")
-        return
-    main.add_command(calibrate_cmd, "calibrate")
-
-
 def _attach() -> None:
+    from agentwatt.cli.calibrate import calibrate_cmd   # torch-free until a measuring command runs
     from agentwatt.cli.paper import paper_cmd
     from agentwatt.cli.plan import plan_cmd, sweep_cmd
     from agentwatt.cli.workload import workload_cmd
+    main.add_command(calibrate_cmd, "calibrate")
     main.add_command(workload_cmd, "workload")
     main.add_command(sweep_cmd, "sweep")
     main.add_command(plan_cmd, "plan")
     main.add_command(paper_cmd, "paper")
 
 
-_attach_optional()
 _attach()
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from agentwatt.cli.options import no_plots_option, out_option, set_option
+
 _RUNNER_OPTIONS = [
     click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                  help="Use this running Dask cluster as it is (workers must see the scenario file)."),
@@ -48,12 +50,11 @@ def _num(v: float | None, digits: int = 4) -> str:
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Sweep file: [grid] key = [values], optional seeds = N; --set adds or replaces keys.")
 @click.option("--seeds", type=int, default=None, help="Seeds per point (seed i = scenario seed + i); default 3.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"),
-              show_default=True, help="Result store: points/, sweep.parquet, sweep_summary.parquet, plots.")
+@out_option(Path("sweep"), "Result store: points/, sweep.parquet, sweep_summary.parquet, plots.")
 @click.option("--confidence", type=float, default=0.95, show_default=True,
               help="Level of the per-point confidence intervals in sweep_summary.parquet.")
 @click.option("--metric", default="session_e2e_s.p99", show_default=True, help="Metric to print and plot.")
-@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@no_plots_option
 @_runner_options
 def sweep_cmd(scenario: Path | None, sets: tuple[str, ...], grid_file: Path | None, seeds: int | None,
               out_dir: Path, confidence: float, metric: str, no_plots: bool, scheduler: str | None,
@@ -116,27 +117,21 @@ def format_sweep(summary, metric: str, max_rows: int = 40) -> str:
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds per size (>= 2).")
 @click.option("--confidence", type=float, default=0.9, show_default=True,
               help="One-sided confidence of the t-bound of the metric's mean that must meet the SLO.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Fixed scenario override; repeatable.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("plan"),
-              show_default=True, help="Result store and plan.json, plan.png.")
-@click.option("--no-plot", is_flag=True, help="Skip plan.png.")
+@set_option
+@out_option(Path("plan"), "Result store and plan.json, plan.png.")
+@click.option("--no-plots", "--no-plot", "no_plots", is_flag=True, help="Skip plan.png.")
 @_runner_options
 @click.pass_context
 def plan_cmd(ctx: click.Context, scenario: Path | None, slos: tuple[str, ...], power_budget_mw: float | None,
              param: str, lo: int, hi: int, seeds: int, confidence: float, sets: tuple[str, ...], out_dir: Path,
-             no_plot: bool, scheduler: str | None, workers: int | None, serial: bool, progress: bool) -> None:
+             no_plots: bool, scheduler: str | None, workers: int | None, serial: bool, progress: bool) -> None:
     """Find the smallest fleet for SCENARIO meeting the SLOs with stated confidence, within a power budget."""
-    from agentwatt.core.errors import InputError
+    from agentwatt.cli.options import parse_sets
     from agentwatt.plan.plan import check_plan_inputs, parse_slo, plan
     from agentwatt.plan.runners import open_runner
-    from agentwatt.plan.sweep import parse_set, resolve_scenario
+    from agentwatt.plan.sweep import resolve_scenario
     parsed = [parse_slo(s) for s in slos]
-    fixed: dict = {}
-    for s in sets:
-        key, values = parse_set(s, single=True)
-        if key in fixed:
-            raise InputError(f"--set {s}: {key} given twice: expected one --set per key")
-        fixed[key] = values[0]
+    fixed = parse_sets(sets, seed_flag="--seeds")
     budget_w = None if power_budget_mw is None else power_budget_mw * 1e6
     check_plan_inputs(resolve_scenario(scenario), parsed, param=param, lo=lo, hi=hi, seeds=seeds,
                       confidence=confidence, budget_w=budget_w, fixed=fixed)
@@ -146,14 +141,14 @@ def plan_cmd(ctx: click.Context, scenario: Path | None, slos: tuple[str, ...], p
                    + f" ({confidence:.0%} one-sided t-bound of the mean over {seeds} seeds)"
                    + (f" within {power_budget_mw:g} MW peak" if budget_w else "") + f"; on {runner.describe()}")
         res = plan(scenario, parsed, out_dir, runner, param=param, lo=lo, hi=hi, seeds=seeds, confidence=confidence,
-                   budget_w=budget_w, fixed=fixed, plot=not no_plot, progress=progress and sys.stderr.isatty())
+                   budget_w=budget_w, fixed=fixed, plot=not no_plots, progress=progress and sys.stderr.isatty())
     finally:
         runner.close()
     if res.answer is None:
         click.echo(f"no answer: {res.reason} (details: {out_dir}/plan.json)", err=True)
         ctx.exit(1)
     click.echo(format_plan(res))
-    click.echo(f"wrote {out_dir}/plan.json" + ("" if no_plot else f", {out_dir}/plan.png"))
+    click.echo(f"wrote {out_dir}/plan.json" + ("" if no_plots else f", {out_dir}/plan.png"))
 
 
 def format_plan(res) -> str:

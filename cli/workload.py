@@ -7,7 +7,8 @@
 * a bundled trace name (``mooncake-conv-head1000``; its format is known), or a trace file with
   ``--format`` (one of ``traces.loaders.LOADERS``), at most ``--limit`` sessions.
 
-``--json PATH`` also writes the numbers as JSON (atomically). The click group ``workload_cmd`` is
+``--out PATH`` (or ``--json PATH``) also writes the numbers as JSON (atomically). ``workload list``
+prints the agent generators and the bundled traces. The click group ``workload_cmd`` is
 attached to the main ``agentwatt`` command by ``cli/main.py``.
 """
 from __future__ import annotations
@@ -59,6 +60,26 @@ def workload_cmd() -> None:
     """Describe workloads: agent generators and recorded traces."""
 
 
+@workload_cmd.command("list")
+def list_cmd() -> None:
+    """The agent generators (for [[workload]] agent = ... or mix) and the bundled traces."""
+    from agentwatt.traces.agents import AGENTS, Preset
+    from agentwatt.traces.loaders import BUNDLED_FORMATS, BUNDLED_TRACES, LOADERS
+    click.echo("agents (agent = NAME; knobs: agentwatt workload stats NAME --knob K=V):")
+    width = max(map(len, AGENTS))
+    for name, entry in AGENTS.items():
+        if isinstance(entry, Preset):
+            what = f"{entry.strategy.__name__} on {entry.task.benchmark}, tool {entry.task.tool}"
+        else:
+            what = " ".join((entry.__doc__ or "").split()).replace("``", "").split(". ")[0].rstrip(".")
+        click.echo(f"  {name:<{width}}  {what}")
+    click.echo("bundled traces (trace = NAME):")
+    width = max(map(len, BUNDLED_TRACES))
+    for name, file in BUNDLED_TRACES.items():
+        click.echo(f"  {name:<{width}}  format {BUNDLED_FORMATS[name]}, traces/data/{file}")
+    click.echo(f"trace formats (format = ...): {', '.join(sorted(LOADERS))}")
+
+
 @workload_cmd.command("stats")
 @click.argument("spec")
 @click.option("--knob", "knobs", multiple=True, metavar="K=V", help="Override one agent field (repeatable).")
@@ -72,7 +93,7 @@ def workload_cmd() -> None:
               help="Profile for the single-request latency estimate.")
 @click.option("--no-latency", is_flag=True, help="Skip the single-request latency estimate.")
 @click.option("--no-prefix-reuse", is_flag=True, help="Skip the prefix-reuse count (the slowest part).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the statistics as JSON to this file.")
 def stats_cmd(spec: str, knobs: tuple[str, ...], sessions: int, seed: int, fmt: Optional[str], limit: Optional[int],
               max_tokens: Optional[int], profile: str, no_latency: bool, no_prefix_reuse: bool,

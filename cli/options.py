@@ -1,0 +1,56 @@
+"""Options shared by the commands, so the same thing has the same flag everywhere:
+
+* ``--out``       where results go (a folder for commands that write several files);
+* ``--no-plots``  skip the PNG plots;
+* ``--set KEY=VALUE``  a scenario override by dotted key (``fleet.replicas=4``,
+  ``workload.1.rate_per_s=2``), value a TOML scalar, repeatable (``sweep`` takes ``V1,V2,...``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def out_option(default: Path | None, help: str):
+    return click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=default,
+                        show_default=default is not None, help=help)
+
+
+def no_plots_option(fn):
+    return click.option("--no-plots", "no_plots", is_flag=True, help="Skip the PNG plots.")(fn)
+
+
+def set_option(fn):
+    return click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                        help="Scenario override by dotted key, value a TOML scalar (e.g. fleet.replicas=4, "
+                             "workload.1.rate_per_s=2); repeatable.")(fn)
+
+
+def parse_sets(sets: tuple[str, ...] | list[str], seed_flag: str = "--seed") -> dict[str, Any]:
+    """``("fleet.replicas=4", ...)`` → ``{"fleet.replicas": 4, ...}``; errors name the flag."""
+    from agentwatt.core.errors import InputError
+    from agentwatt.plan.sweep import parse_set
+    out: dict[str, Any] = {}
+    for s in sets:
+        if s.partition("=")[0].strip() == "run.seed" and seed_flag != "--seeds":
+            raise InputError(f"--set {s}: the seed has its own flag: expected {seed_flag} N")
+        key, values = parse_set(s, single=True)
+        if key in out:
+            raise InputError(f"--set {s}: {key} given twice: expected one --set per key")
+        out[key] = values[0]
+    return out
+
+
+def load_with_sets(scenario: Path | None, sets: tuple[str, ...], seed_flag: str = "--seed"):
+    """The scenario file (the built-in default when None) with the ``--set`` overrides applied."""
+    from agentwatt.core.errors import InputError
+    from agentwatt.sim.scenario import load_scenario
+    overrides = parse_sets(sets, seed_flag)
+    try:
+        return load_scenario(scenario, overrides or None)
+    except InputError as e:
+        if not overrides:
+            raise
+        raise InputError(f"--set {', '.join(sets)}: {e}") from None
