@@ -1,8 +1,10 @@
-"""Recording during a run (append rows; no statistics here) and the energy time series."""
+"""Recording during a run (append rows; no statistics here): the per-call and per-session tables,
+the per-bin time series of a replica, and the end-of-run session counters."""
 from __future__ import annotations
 
 import math
 from array import array
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,6 +73,19 @@ class TimeBins:
 
 
 REPLICA_CHANNELS = ("energy_j", "busy_s", "idle_tool_s", "idle_empty_s", "capped_s")
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """Sessions and LLM calls counted by the session processes, at the end of a run."""
+
+    sessions_arrived: int
+    sessions_finished: int
+    sessions_dropped: int
+    sessions_in_flight: int
+    calls_submitted: int
+    calls_finished: int
+    calls_dropped: int
 
 
 class _Table:

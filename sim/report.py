@@ -1,4 +1,5 @@
-"""Statistics from the result tables (never from simulator internals, except end-of-run counters)."""
+"""Statistics from the result tables: per call, per session, one counter row per replica, the
+session counters and the power series. Never from simulator internals."""
 from __future__ import annotations
 
 import math
@@ -7,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from agentwatt.sim.metrics import RunCounts
 
 PCTS = (50, 90, 99)
 
@@ -55,8 +58,12 @@ def json_clean(obj: Any) -> Any:
     return obj
 
 
-def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: pd.DataFrame,
-              power: pd.DataFrame | None, t_end: float, num_blocks: int) -> dict[str, Any]:
+def summarize(scenario, profile, calls: pd.DataFrame, sessions: pd.DataFrame, replicas: pd.DataFrame,
+              counts: RunCounts, power, t_end: float) -> dict[str, Any]:
+    """The run's summary (``summary.json``) from its result tables: ``calls`` and ``sessions``
+    (``metrics.CALL_COLUMNS``, ``SESSION_COLUMNS``), ``replicas`` (one counter row per replica in
+    index order, ``Replica.counters()``), the session counters ``counts``, the facility power
+    series ``power`` (``facility.FleetPower``; None without a power model) and the end time."""
     from agentwatt.core import __version__
     # only the columns the summary reads (a 3 M-call table and its copies are ~0.4 GB each)
     slim = calls[["agent", "status", "submit_s", "first_token_s", "finish_s", "prompt_tokens", "output_tokens",
@@ -67,9 +74,10 @@ def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: p
     fin_c = c[c["status"] == "finished"] if len(c) else c
     fin_s = s[s["status"] == "finished"] if len(s) else s
     n_rep = len(replicas)
-    busy = sum(r.busy_s for r in replicas)
-    kv_lookups = sum(r.state.kv.lookups_blocks for r in replicas)
-    kv_hits = sum(r.state.kv.hits_blocks for r in replicas)
+    num_blocks = int(replicas["kv_blocks"].iloc[0])   # every replica has the same KV capacity
+    busy = _total(replicas, "busy_s")
+    kv_lookups = _total(replicas, "kv_lookup_blocks")
+    kv_hits = _total(replicas, "kv_hit_blocks")
     out: dict[str, Any] = {
         "scenario": scenario.name,
         "scenario_source": scenario.source,
@@ -78,37 +86,37 @@ def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: p
         "arrivals_end_s": scenario.run.duration_s,
         "replicas": n_rep,
         "gpus": n_rep * profile.hardware.tp,
-        "sessions_arrived": ctx.sessions_arrived,
-        "sessions_completed": ctx.sessions_finished,
-        "sessions_dropped": ctx.sessions_dropped,
-        "sessions_in_flight": ctx.active_sessions,
-        "calls_submitted": ctx.calls_submitted,
-        "calls_completed": ctx.calls_finished,
-        "calls_dropped": ctx.calls_dropped,
-        "calls_in_flight": sum(r.outstanding for r in replicas),
+        "sessions_arrived": counts.sessions_arrived,
+        "sessions_completed": counts.sessions_finished,
+        "sessions_dropped": counts.sessions_dropped,
+        "sessions_in_flight": counts.sessions_in_flight,
+        "calls_submitted": counts.calls_submitted,
+        "calls_completed": counts.calls_finished,
+        "calls_dropped": counts.calls_dropped,
+        "calls_in_flight": _total(replicas, "outstanding"),
         "ttft_s": _pcts(fin_c["ttft_s"]) if len(fin_c) else _pcts([]),
         "tpot_s": _pcts(fin_c["tpot_s"]) if len(fin_c) else _pcts([]),
         "call_e2e_s": _pcts(fin_c["e2e_s"]) if len(fin_c) else _pcts([]),
         "session_e2e_s": _pcts(fin_s["e2e_s"]) if len(fin_s) else _pcts([]),
         "gpu_utilization": busy / (n_rep * t_end) if t_end > 0 else None,
-        "steps": sum(r.steps for r in replicas),
-        "step_events": sum(r.events for r in replicas),
-        "prefill_tokens_computed": sum(r.prefill_tokens for r in replicas),
-        "decode_tokens": sum(r.decode_tokens for r in replicas),
+        "steps": _total(replicas, "steps"),
+        "step_events": _total(replicas, "events"),
+        "prefill_tokens_computed": _total(replicas, "prefill_tokens"),
+        "decode_tokens": _total(replicas, "decode_tokens"),
         "prompt_tokens": int(fin_c["prompt_tokens"].sum()) if len(fin_c) else 0,
         "output_tokens": int(fin_c["output_tokens"].sum()) if len(fin_c) else 0,
         "prefix_cache_hit_rate": (kv_hits / kv_lookups if kv_lookups and scenario.engine.prefix_caching
                                   else None),
-        "preemptions": sum(r.preemptions for r in replicas),
+        "preemptions": _total(replicas, "preemptions"),
         "kv_retention": scenario.engine.kv_retention,
-        "kv_pins_dropped_for_memory": sum(r.state.unpinned_for_memory for r in replicas),
+        "kv_pins_dropped_for_memory": _total(replicas, "kv_pins_dropped_for_memory"),
         "kv_capacity_tokens_per_replica": num_blocks * scenario.engine.block_size_tokens,
-        "kv_peak_utilization": max(r.peak_kv_blocks for r in replicas) / num_blocks,
-        "kv_mean_utilization": (sum(r.kv_block_seconds for r in replicas) / (n_rep * num_blocks * t_end)
+        "kv_peak_utilization": max(replicas["peak_kv_blocks"].tolist()) / num_blocks,
+        "kv_mean_utilization": (_total(replicas, "kv_block_seconds") / (n_rep * num_blocks * t_end)
                                 if t_end > 0 else None),
     }
     if profile.power.available and power is not None:
-        out.update(_energy_block(scenario, ctx, replicas, fin_c, fin_s, power, t_end))
+        out.update(_energy_block(scenario, profile, counts, replicas, fin_c, fin_s, power, t_end))
     else:
         out.update({"energy_available": False, "energy_unavailable_reason": profile.power.reason,
                     **{k: None for k in ("gpu_energy_j", "gpu_busy_energy_j", "gpu_idle_energy_j",
@@ -124,20 +132,27 @@ def summarize(scenario, profile, ctx, replicas, calls: pd.DataFrame, sessions: p
     return json_clean(out)
 
 
-def _energy_block(scenario, ctx, replicas, fin_c, fin_s, fp, t_end: float) -> dict[str, Any]:
+def _total(replicas: pd.DataFrame, column: str):
+    """The sum of a counter over the replicas, added in index order as Python numbers (the order
+    of float additions is fixed: summary.json does not change with the table's dtype or layout)."""
+    return sum(replicas[column].tolist())
+
+
+def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, fin_c, fin_s, fp,
+                  t_end: float) -> dict[str, Any]:
     from agentwatt.sim import facility as F
     res = scenario.run.power_resolution_s
-    e_busy = sum(r.busy_energy_j for r in replicas)
-    e_idle = sum(r.idle_energy_j for r in replicas)
-    e_idle_tool = sum(r.idle_tool_energy_j for r in replicas)
+    e_busy = _total(replicas, "busy_energy_j")
+    e_idle = _total(replicas, "idle_energy_j")
+    e_idle_tool = _total(replicas, "idle_tool_energy_j")
     e = e_busy + e_idle
     w = fp.width_s
     host_j = float(np.sum(fp.host_w * w))
     net_j = float(np.sum(fp.network_w * w))
     fac_j = float(np.sum(fp.facility_w * w))
-    n_fin = ctx.sessions_finished
+    n_fin = counts.sessions_finished
     per_session = (fin_s["energy_j"] + fin_s["idle_energy_j"]) if len(fin_s) else None
-    gpus = len(replicas) * scenario_tp(replicas)
+    gpus = len(replicas) * profile.hardware.tp
     out = {
         "energy_available": True,
         "gpu_energy_j": e,
@@ -175,10 +190,6 @@ def _energy_block(scenario, ctx, replicas, fin_c, fin_s, fp, t_end: float) -> di
     if scenario.facility.gpu_hour_usd is not None:
         out.setdefault("carbon_cost", {})["gpu_cost_usd"] = scenario.facility.gpu_hour_usd * gpus * t_end / 3600
     return out
-
-
-def scenario_tp(replicas) -> int:
-    return replicas[0].profile.hardware.tp if replicas else 1
 
 
 def _fit_dict(fit) -> dict | None:

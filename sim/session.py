@@ -11,6 +11,7 @@ from __future__ import annotations
 import simpy
 
 from agentwatt.sim.batching import Request, unpin
+from agentwatt.sim.metrics import RunCounts
 from agentwatt.traces.blocks import BlockHasher
 from agentwatt.traces.schema import LLMCall, Session
 
@@ -38,6 +39,13 @@ class SessionContext:
         self.sessions_finished = 0
         self.sessions_dropped = 0
         self.idle_event: simpy.Event | None = None
+
+    def counts(self) -> RunCounts:
+        """The session and call counters as they stand."""
+        return RunCounts(sessions_arrived=self.sessions_arrived, sessions_finished=self.sessions_finished,
+                         sessions_dropped=self.sessions_dropped, sessions_in_flight=self.active_sessions,
+                         calls_submitted=self.calls_submitted, calls_finished=self.calls_finished,
+                         calls_dropped=self.calls_dropped)
 
 
 def run_session(ctx: SessionContext, session: Session):
