@@ -71,7 +71,7 @@ def build(name: str, model: str, gpu: str, tp: int) -> Profile:
         hardware=Hardware(device_name=g.name, kind="gpu", tp=tp, mem_gib_per_device=g.mem_gib,
                           tdp_w_per_device=g.tdp_w),
         latency=lat, power=power,
-        provenance={"built_by": "agentwatt.calibrate.published", "measured_from": SOURCES,
+        provenance={"built_by": "agentwatt.calibrate.published", "references": SOURCES,
                     "chip_fit": {k: round(v, 6) if isinstance(v, float) else v for k, v in chip.__dict__.items()},
                     "engine_fit": {k: round(v, 6) if isinstance(v, float) else v for k, v in eng.__dict__.items()},
                     "notes": ["latency: smooth roofline with efficiencies fitted to measured operators and "

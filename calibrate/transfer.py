@@ -54,7 +54,7 @@ def known_models() -> list[str]:
 
 def model_shape_named(name: str, dtype_bytes: int) -> ModelShape:
     """Shape of a known model (presets of ``calibrate/models.py`` and the published Llama-3.1 configs)."""
-    from agentwatt.calibrate import published
+    from agentwatt.calibrate import splitwise_reference as published
     from agentwatt.calibrate.presets import PRESETS, expected_n_params
     fixed = {"llama-3.1-8b": published.LLAMA_31_8B, "llama-3.1-70b": published.LLAMA_31_70B}
     if name in fixed:
@@ -217,6 +217,10 @@ def transfer_power(pm: PowerModel, src_tdp_w: float | None, dst_tdp_w: float | N
         return PowerModel(available=False, source="unavailable",
                           reason=f"{which} TDP unknown: cannot carry watts over as fractions of TDP")
     f = dst_tdp_w / src_tdp_w
+    if pm.activity:   # activity model: every level carried over as a fraction of TDP
+        return PowerModel(available=True, source="transfer", idle_w=pm.idle_w * f, compute_w=pm.compute_w * f,
+                          memory_w=pm.memory_w * f, parked_w=None if pm.parked_w is None else pm.parked_w * f,
+                          max_w=dst_tdp_w)
     return PowerModel(available=True, source="transfer", idle_w=pm.idle_w * f, prefill_w=pm.prefill_w * f,
                       decode_base_w=pm.decode_base_w * f, decode_log2_batch_w=pm.decode_log2_batch_w * f,
                       max_w=dst_tdp_w)
@@ -369,7 +373,7 @@ def transfer_checks() -> list[dict[str, Any]]:
        70B profile (least squares on Splitwise's measured A100 TP8 step times) at Splitwise's points.
     2. GPU: the bundled 70B/8xA100-40GB profile -> H100, TP8, against Splitwise's measured H100 TP8 times.
     """
-    from agentwatt.calibrate import published
+    from agentwatt.calibrate import splitwise_reference as published
     p8, p70 = published.llama8b_a100_40gb(), published.llama70b_8xa100_40gb()
     a100 = rates_of(GPUS["a100-40gb"])
     lat_70, _, _ = transfer_latency(p8.latency, work_of(p8.model, 1), a100, work_of(p70.model, 8), a100)

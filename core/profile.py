@@ -182,7 +182,8 @@ def save_profile(profile: Profile, path: str | Path) -> Path:
 
 def bundled_profile_names() -> list[str]:
     data = resources.files("agentwatt.core") / "data"
-    return sorted(p.name[:-5] for p in data.iterdir() if p.name.endswith(".json"))
+    catalogs = {"efficiency.json", "models.json"}   # core/derive.py and core/models.py data, not profiles
+    return sorted(p.name[:-5] for p in data.iterdir() if p.name.endswith(".json") and p.name not in catalogs)
 
 
 def load_profile(name_or_path: str | Path) -> Profile:

@@ -797,6 +797,12 @@ def profile_roundtrip_target(d: dict, tmp_dir) -> str:
         if fit is not None:           # the optional fit fields take their defaults
             for k, v in (("holdout_n_points", 0), ("holdout_mape", None), ("holdout_max_ape", None), ("note", "")):
                 fit.setdefault(k, v)
+    # optional fields of the smooth-roofline latency and activity power models take their defaults
+    for k, v in (("weight_s", 0.0), ("token_s", 0.0), ("overlap_p", 2.0), ("expert_weight_s", 0.0), ("experts", 1),
+                 ("experts_per_token", 1)):
+        want["latency"].setdefault(k, v)
+    for k in ("compute_w", "memory_w", "parked_w"):
+        want["power"].setdefault(k, None)
     _check(_numeric_equal(got, want), f"loaded profile differs from the file: {_first_difference(got, want)}")
     data = {"name": "with-profile", "profile": str(path),
             "run": {"seed": 3, "duration_s": 5.0, "drain_timeout_s": 5.0}, "fleet": {"replicas": 1},

@@ -3,6 +3,7 @@ provisioning, power compare."""
 import numpy as np
 import pytest
 
+from agentwatt.core.profile import load_profile
 from agentwatt.sim.facility import SERVER_SPECS, paper_formula_power_w
 from agentwatt.validate.powercompare import acf, compare
 from agentwatt.sim.run import run
@@ -78,7 +79,7 @@ def test_idle_fleet_draws_idle_power_times_count_times_pue():
     s = res.summary
     assert s["sessions_arrived"] == 0
     spec = SERVER_SPECS["dgx-a100"]
-    server_idle = spec.host_idle_w + spec.gpus * 63.0  # GPU idle of the bundled A100 profile
+    server_idle = spec.host_idle_w + spec.gpus * load_profile("llama-3.1-8b_a100-40gb").power.idle_w  # GPU idle of the bundled profile
     expected = 2 * server_idle * 1.3
     assert np.allclose(res.power["facility_power_w"], expected, rtol=1e-12)
 
