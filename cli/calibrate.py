@@ -45,13 +45,24 @@ def summarize(profile: Profile, path: Path | None) -> str:
                      f"{sum(s.get('reason') == 'time budget' for s in prov.get('skipped', []))} points never measured")
     p = profile.power
     if p.available:
-        lines.append(f"power ({p.source}): idle {p.idle_w:.1f} W, prefill {p.prefill_w:.1f} W, "
-                     f"decode {p.decode_base_w:.1f} W + {p.decode_log2_batch_w:.2f} W x log2(batch)")
+        lines.append(f"power ({p.source}): {power_terms(p)}")
         lines.append(_fit_line("power", p.fit))
     else:
         lines.append(f"power: unavailable ({p.reason})")
     lines.append(f"wrote {path}" if path is not None else "profile not written")
     return "\n".join(lines)
+
+
+def power_terms(pw) -> str:
+    """The watts of a power model: the activity model's (idle, compute, memory) or the phase model's."""
+    def w(v, digits: int = 1) -> str:
+        return "n/a" if v is None else f"{v:.{digits}f} W"
+    if pw.compute_w is not None or pw.memory_w is not None:
+        text = f"idle {w(pw.idle_w)}, compute {w(pw.compute_w)}, memory {w(pw.memory_w)}"
+    else:
+        text = (f"idle {w(pw.idle_w)}, prefill {w(pw.prefill_w)}, decode {w(pw.decode_base_w)} + "
+                f"{w(pw.decode_log2_batch_w, 2)} x log2(batch)")
+    return text + ("" if pw.max_w is None else f", max {pw.max_w:.0f} W")
 
 
 def require_torch(command: str) -> None:
@@ -190,9 +201,7 @@ def summarize_transfer(p: Profile, path: Path | None) -> str:
              f"error band: ±{100 * band['combined_mape']:.0f} % MAPE (max {100 * band['max_ape']:.0f} %): "
              + "; ".join(band["applies"])]
     pw = p.power
-    lines.append(f"power (transfer): idle {pw.idle_w:.1f} W, prefill {pw.prefill_w:.1f} W, decode "
-                 f"{pw.decode_base_w:.1f} W + {pw.decode_log2_batch_w:.2f} W x log2(batch), max {pw.max_w:.0f} W"
-                 if pw.available else f"power: unavailable ({pw.reason})")
+    lines.append(f"power (transfer): {power_terms(pw)}" if pw.available else f"power: unavailable ({pw.reason})")
     lines += [f"note: {n}" for n in prov["notes"] if n.startswith("CAVEAT")]
     lines.append(f"wrote {path}" if path is not None else "profile not written")
     return "\n".join(lines)
