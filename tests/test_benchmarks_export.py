@@ -26,7 +26,8 @@ def ve():
 
 @pytest.fixture(scope="module")
 def profile():
-    return load_profile("llama-3.1-8b_a100-40gb")
+    from agentwatt.calibrate.splitwise_reference import llama8b_a100_40gb  # the export covers the additive step model only
+    return llama8b_a100_40gb()
 
 
 GRID_ARGS = dict(max_tokens=1024, max_batch=32, max_chunk=512, kv_granularity=16)
