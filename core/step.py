@@ -83,14 +83,29 @@ class DecodeBlock:
     step j (from 0) takes ``first + growth_s·j`` seconds, so k steps end at
     ``k·first + growth_s·k(k−1)/2`` (closed form: no per-step Python)."""
 
-    __slots__ = ("first", "growth_s")
+    __slots__ = ("first", "growth_s", "energy0", "energy_growth")
 
-    def __init__(self, first_step_s: float, growth_s: float) -> None:
+    def __init__(self, first_step_s: float, growth_s: float, energy0: float | None = None,
+                 energy_growth: float = 0.0) -> None:
         self.first = first_step_s
         self.growth_s = growth_s
+        self.energy0 = energy0            # joules of step 0 (None: power unavailable)
+        self.energy_growth = energy_growth  # joules added per step (power rises with the context read)
 
     def end(self, k: int) -> float:
         return k * self.first + self.growth_s * k * (k - 1) / 2.0
+
+    def energy(self, k: int) -> float | None:
+        """Joules of the first k steps (closed form; None when power is unavailable)."""
+        if self.energy0 is None:
+            return None
+        return k * self.energy0 + self.energy_growth * k * (k - 1) / 2.0
+
+    def step_watts(self, j: int) -> float | None:
+        """Watts during step j."""
+        if self.energy0 is None:
+            return None
+        return (self.energy0 + self.energy_growth * j) / (self.first + self.growth_s * j)
 
     def steps_started_by(self, elapsed: float) -> int:
         """The number of steps that have started by ``elapsed`` (the last may be in progress): the
@@ -113,6 +128,33 @@ def decode_block(lat: "LatencyModel", decode_seqs: int, decode_ctx: float) -> De
     """The closed form of a run of decode steps of ``decode_seqs`` sequences whose contexts sum to
     ``decode_ctx`` tokens at the first step."""
     return DecodeBlock(step_s(lat, 0, 0, decode_seqs, decode_ctx), lat.decode_ctx_s * decode_seqs)
+
+
+def decode_block_cost(profile: "Profile", decode_seqs: int, decode_ctx: float, k: int) -> DecodeBlock | None:
+    """The closed form of k decode steps with their energy: step j takes ``first + g·j`` seconds
+    and, below TDP, draws ``tp·(idle·t_j + compute_w·t_c + memory_w·t_m,j)`` joules (activity model;
+    the memory time grows by the same ``g``), or ``watts·t_j`` (phase model: constant watts), so the
+    block's joules are a closed form too. None when a power cap binds or the draw would reach TDP
+    within the block: then the replica steps one at a time."""
+    lat = profile.latency
+    blk = decode_block(lat, decode_seqs, decode_ctx)
+    pm = profile.power
+    if not pm.available:
+        return blk
+    tp = profile.hardware.tp
+    if not pm.activity:
+        w = pm.busy_w(0.0, decode_seqs)
+        blk.energy0, blk.energy_growth = w * tp * blk.first, w * tp * blk.growth_s
+        return blk
+    t_c, t_m = activity(lat, 0, 0, decode_seqs, decode_ctx)
+    for j in (0, k - 1):   # watts are monotone in j: check both ends against TDP
+        t = blk.first + blk.growth_s * j
+        raw = pm.idle_w + pm.compute_w * t_c / t + pm.memory_w * (t_m + blk.growth_s * j) / t
+        if pm.max_w is not None and raw > pm.max_w:
+            return None
+    blk.energy0 = tp * (pm.idle_w * blk.first + pm.compute_w * t_c + pm.memory_w * t_m)
+    blk.energy_growth = tp * (pm.idle_w + pm.memory_w) * blk.growth_s
+    return blk
 
 
 def single_call_s(lat: "LatencyModel", prompt_tokens: int, cached_tokens: int, output_tokens: int) -> float:

@@ -121,7 +121,7 @@ class ReplicaBooks:
         dt = blk.end(k)
         self.steps += k
         self.decode_tokens += b * k
-        e = self.book_busy(t0, dt, cost)
+        e = self.book_busy(t0, dt, cost, blk.energy(k))
         if e is not None:
             share = e / b
             for r, _ in plan.items:
@@ -130,9 +130,10 @@ class ReplicaBooks:
             self.peak_kv_blocks = kv_used_after
         self.kv_block_seconds += 0.5 * (kv_used_before + kv_used_after) * dt
 
-    def book_busy(self, t0: float, dt: float, cost) -> float | None:
+    def book_busy(self, t0: float, dt: float, cost, joules: float | None = None) -> float | None:
         """Book ``dt`` busy seconds from ``t0`` at ``cost``: busy and capped time, and the joules
-        (returned; None when the profile has no power model)."""
+        (``joules`` when given, e.g. a decode block's closed form, else the step's watts × dt;
+        returned; None when the profile has no power model)."""
         self.busy_s += dt
         bins = self.bins
         bins.add("busy_s", t0, t0 + dt, 1.0)
@@ -140,9 +141,12 @@ class ReplicaBooks:
             bins.add("capped_s", t0, t0 + dt, 1.0)
         if cost.watts is None:
             return None
-        e = cost.watts * dt
+        if joules is None:
+            e, w = cost.watts * dt, cost.watts
+        else:
+            e, w = joules, (joules / dt if dt > 0 else cost.watts)
         self.busy_energy_j += e
-        bins.add("energy_j", t0, t0 + dt, cost.watts)
+        bins.add("energy_j", t0, t0 + dt, w)
         return e
 
     # ------------------------------------------------------------------ the end
@@ -158,7 +162,12 @@ class ReplicaBooks:
                 done = k if blk.end(k) <= t_end - t0 else k - 1
                 self.steps += done
                 self.decode_tokens += b * done
-            if t_end > t0:
+                if t_end > t0:
+                    e = blk.energy(done)
+                    if e is not None:   # the steps that ended, then the one in progress at its watts
+                        e += blk.step_watts(done) * (t_end - t0 - blk.end(done))
+                    self.book_busy(t0, t_end - t0, cost, e)
+            elif t_end > t0:
                 self.book_busy(t0, t_end - t0, cost)
         self.close_idle(t_end)
 

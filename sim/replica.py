@@ -88,12 +88,11 @@ class Replica:
             self.on_load(self.index, self.state.outstanding)
 
     # ------------------------------------------------------------ the step loop
-    def _decode_block(self, plan, k: int, cost):
+    def _decode_block(self, plan, k: int, cost, blk):
         """k decode steps of an unchanged batch in one event; a new arrival cuts the block short
         at the end of the step in progress (the engine would admit it at that step boundary)."""
         env, st = self.env, self.state
         b = plan.decode_seqs
-        blk = step.decode_block(self.profile.latency, b, plan.decode_ctx)
         t0 = env.now
         used0 = st.kv.num_used
         total = blk.end(k)
@@ -136,10 +135,11 @@ class Replica:
             cost = step.step_cost(prof, plan.prefill_tokens, plan.prefill_attn, plan.decode_seqs, plan.decode_ctx,
                                   self.cap_w_per_gpu)
             books.events += 1
-            if self.step_skipping:
+            if self.step_skipping and cost.clock_fraction >= 1.0:   # a binding cap: one step at a time
                 k = decode_run_length(st, plan)
-                if k > 1:
-                    yield from self._decode_block(plan, k, cost)
+                blk = step.decode_block_cost(prof, plan.decode_seqs, plan.decode_ctx, k) if k > 1 else None
+                if blk is not None:
+                    yield from self._decode_block(plan, k, cost, blk)
                     continue
             books.step_begins(env.now, cost, st.kv.num_used)
             yield env.timeout(cost.seconds)
