@@ -1,7 +1,11 @@
 """The generated workloads against the seed paper's numbers (``shared/docs/paper.md``).
 
-Single-request latency is estimated without the simulator (``traces.estimate``): the bundled
-Llama-3.1-8B / A100-40GB profile, one request alone, one prefill step for the uncached prompt +
+Single-request latency is estimated without the simulator (``traces.estimate``): a step model whose
+per-token time is the paper's own (the first release's Llama-3.1-8B / A100-40GB estimate, HBM
+efficiency set so ShareGPT's mean is Table III's 4.23 s: ``calibrate/splitwise_reference.py``), so
+that these tests check the workload generators and nothing else. The bundled profile, built from
+other published measurements (vLLM ~0.6.0 on the same GPU), runs about 12 % slower per token than
+the paper's vLLM 0.6.6 figure; that difference is reported by ``agentwatt paper``. One request alone, one prefill step for the uncached prompt +
 one decode step per output token, tool latencies as drawn, parallel branches on the critical path.
 Tolerances are stated at each assertion; sample sizes keep the sampling error well inside them.
 """
@@ -10,14 +14,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agentwatt.core.profile import load_profile
+from agentwatt.calibrate.splitwise_reference import llama8b_a100_40gb
 from agentwatt.traces.agents import make_agent
 from agentwatt.traces.estimate import call_durations_s, single_request_latency_s
 from agentwatt.traces.schema import LLMCall
 from agentwatt.traces.stats import workload_stats
 
 SEED = 2026
-PROFILE = load_profile("llama-3.1-8b_a100-40gb").latency
+PROFILE = llama8b_a100_40gb().latency
 
 # Table II (paper §1.2): which agent runs on which benchmark; CoT is the static baseline.
 TOOL_AGENTS_NO_LATS = ("react-hotpotqa", "react-webshop", "react-math", "react-humaneval",
