@@ -34,8 +34,7 @@ def cases() -> list[dict]:
                 continue
             m = M.get_model(M.ARGONNE_MODEL[r["model"]])
             tp, b, i, o, y = int(r["tp"]), int(r["batch"]), int(r["input_len"]), int(r["output_len"]), float(r["value"])
-            g = M.get_gpu(gpu)
-            if b * (i + o) * m.kv_bytes_per_token() > tp * g.mem_gib * 2**30 * 0.9 - m.n_params * 2:
+            if not M.kv_fits(m, gpu, tp, b * (i + o)):
                 continue   # KV does not fit: vLLM preempts; not a static-batch case
             lat = M.derive(m.name, gpu, tp, exclude_model=m.name)
             ttft, e2e = M.static_batch(lat, b, i, o)

@@ -9,7 +9,12 @@ error and a 5 ms decode step counts as much as a 500 ms prefill. Columns are sca
 before solving (scaling by a positive number keeps the sign constraint) and scaled back after.
 
 Power (when energy was measured): idle from the idle window; prefill watts = median over prefill
-points; decode watts = base + slope*log2(batch) by non-negative least squares; max = TDP if known.
+points (at least idle); decode watts = base + slope*log2(batch) by least squares constrained so that
+decode power is never below idle at any batch the simulator can use (batch >= 1) and never falls with
+batch: with ``b = base - idle``, ``(b, slope) >= 0`` is a non-negative least-squares problem on
+``power - idle``. With decode power measured at one batch size only the slope is not identified:
+it is 0 (flat decode power at the measured mean) rather than whatever split of the two collinear
+columns a solver returns (which could put batch-1 decode at 0 W). max = TDP if known.
 """
 from __future__ import annotations
 
@@ -84,6 +89,18 @@ def unavailable_power(reason: str) -> PowerModel:
     return PowerModel(available=False, source="unavailable", reason=reason)
 
 
+def fit_decode_power(batches: Sequence[int], watts: Sequence[float], idle_w: float) -> tuple[float, float]:
+    """``(base, slope)`` of decode watts = base + slope*log2(batch), least squares under
+    ``base >= idle_w`` and ``slope >= 0`` (so decode >= idle at every batch >= 1); slope 0 when
+    the points hold one batch size only (module docstring)."""
+    x = np.array([math.log2(max(int(b), 1)) for b in batches])
+    y = np.asarray(watts, dtype=float) - idle_w
+    if np.ptp(x) == 0:   # one batch size: no slope to fit
+        return idle_w + max(float(y.mean()), 0.0), 0.0
+    (b, slope), _ = nnls(np.column_stack([np.ones(len(x)), x]), y)
+    return idle_w + float(b), float(slope)
+
+
 def fit_power(points: Sequence[Point], idle_w: float | None, source: str, max_w: float | None = None) -> PowerModel:
     """Power model from points that carry ``power_w``; unavailable (with why) when they cannot make one."""
     metered = [p for p in points if p.get("power_w") is not None]
@@ -95,13 +112,14 @@ def fit_power(points: Sequence[Point], idle_w: float | None, source: str, max_w:
     if not fit_pre or not fit_dec:
         return unavailable_power(f"{source}: no energy readings for "
                                  f"{'prefill' if not fit_pre else 'decode'} points")
-    prefill_w = float(np.median([p["power_w"] for p in fit_pre]))
-    xb = np.array([[1.0, math.log2(max(p["batch"], 1))] for p in fit_dec])
-    (base, slope), _ = nnls(xb, np.array([float(p["power_w"]) for p in fit_dec]))
+    prefill_w = max(float(np.median([p["power_w"] for p in fit_pre])), float(idle_w))
+    base, slope = fit_decode_power([p["batch"] for p in fit_dec], [float(p["power_w"]) for p in fit_dec],
+                                   float(idle_w))
     model = PowerModel(available=True, source=source, idle_w=float(idle_w), prefill_w=prefill_w,
                        decode_base_w=float(base), decode_log2_batch_w=float(slope), max_w=max_w)
     pred = np.array([model.busy_w(1.0 if p["phase"] == "prefill" else 0.0, p["batch"]) for p in metered])
     actual = np.array([float(p["power_w"]) for p in metered])
-    stats = fit_stats(pred, actual, hold, note="prefill: median W; decode: nnls on log2(batch)")
+    stats = fit_stats(pred, actual, hold, note="prefill: median W (>= idle); decode: least squares on log2(batch) "
+                                              "with decode >= idle and slope >= 0 (slope 0 from one batch size)")
     return PowerModel(available=True, source=source, idle_w=float(idle_w), prefill_w=prefill_w,
                       decode_base_w=float(base), decode_log2_batch_w=float(slope), max_w=max_w, fit=stats)

@@ -44,7 +44,7 @@ from scipy.optimize import least_squares
 from agentwatt.core import step
 from agentwatt.core.errors import InputError
 from agentwatt.core.gpus import GpuSpec, get_gpu
-from agentwatt.core.models import get_model
+from agentwatt.core.models import ModelSpec, get_model
 from agentwatt.core.derive import AllReduce, ChipFit, EngineFit, latency_model
 from agentwatt.core.profile import LatencyModel
 
@@ -141,8 +141,13 @@ def static_batch(lat: LatencyModel, batch: int, prompt: int, output: int,
     return ttft, t
 
 
+def kv_fits(m: ModelSpec, gpu: str, tp: int, tokens: int, gpu_memory_utilization: float = 0.9) -> bool:
+    """Whether ``tokens`` tokens of KV fit beside the weights (vLLM's default memory share)."""
+    free = tp * get_gpu(gpu).mem_gib * 2**30 * gpu_memory_utilization - m.n_params * 2
+    return tokens * m.kv_bytes_per_token() <= free
+
+
 def _argonne_cases(gpu: str, exclude_model: str | None = None, kv_limit: bool = True):
-    g = get_gpu(gpu)
     out = []
     for r in _rows("argonne_vllm.csv"):
         if ARGONNE_HW.get(r["hardware"]) != gpu or r["metric"] not in ("e2e_latency_s", "ttft_s"):
@@ -151,10 +156,8 @@ def _argonne_cases(gpu: str, exclude_model: str | None = None, kv_limit: bool = 
         if m.name == exclude_model:
             continue
         tp, b, i, o = int(r["tp"]), int(r["batch"]), int(r["input_len"]), int(r["output_len"])
-        if kv_limit:   # runs whose KV cannot fit (vLLM preempts and recomputes) are left to the simulator
-            free = tp * g.mem_gib * 2**30 * 0.9 - m.n_params * 2
-            if b * (i + o) * m.kv_bytes_per_token() > free:
-                continue
+        if kv_limit and not kv_fits(m, gpu, tp, b * (i + o)):
+            continue   # the KV cannot hold the batch: vLLM preempts and recomputes (left to the simulator)
         out.append((m, tp, b, i, o, float(r["value"])))
     return out
 
@@ -168,19 +171,19 @@ def fit_engine(gpu: str, exclude_model: str | None = None) -> EngineFit:
     y = np.array([c[-1] for c in cases])
 
     def pred(x):
-        eng = EngineFit(gpu=gpu, floor_s=x[0], seq_s=x[1], eta_kv=x[2], eta_attn=x[3], eta_dattn=x[4], mape=0, n=0)
+        eng = EngineFit(gpu=gpu, floor_s=x[0], seq_s=x[1], eta_kv=x[2], eta_attn=x[3], gqa_reread=x[4], mape=0, n=0)
         return np.array([static_batch(latency_model(m, gpu, tp, chip, eng, allreduce_for(gpu, tp)), b, i, o)[1]
                          for m, tp, b, i, o, _ in cases])
     # prefill attention: FlashAttention-2 reaches 50-73 % of A100 peak in its forward pass (Dao 2023,
     # arXiv 2307.08691, Fig. 4); pairs are counted without the causal half, so the share of the counted
     # FLOPs lies between 0.25 and 1.5
-    # decode attention: KV bytes at eta_kv of HBM bandwidth plus its query-key FLOPs at eta_dattn of
-    # peak (the paged-attention kernel of vLLM 0.6 does not reach the bandwidth bound for GQA models)
-    res = least_squares(lambda x: np.log(pred(x) / y), [3e-3, 2e-5, 0.8, 0.6, 0.1],
-                        bounds=([0.0, 0.0, 0.05, 0.25, 0.005], [0.05, 1e-3, 1.5, 1.5, 10.0]))
+    # decode attention: KV bytes at eta_kv of HBM bandwidth, GQA re-reads (core/derive.py) between
+    # none (0) and every query head reading its KV head from HBM (1)
+    res = least_squares(lambda x: np.log(pred(x) / y), [3e-3, 2e-5, 0.8, 0.6, 0.2],
+                        bounds=([0.0, 0.0, 0.05, 0.25, 0.0], [0.05, 1e-3, 1.2, 1.5, 1.0]))
     err = np.abs(pred(res.x) / y - 1)
     return EngineFit(gpu=gpu, floor_s=float(res.x[0]), seq_s=float(res.x[1]), eta_kv=float(res.x[2]),
-                     eta_attn=float(res.x[3]), eta_dattn=float(res.x[4]), mape=float(np.mean(err)), n=len(y))
+                     eta_attn=float(res.x[3]), gqa_reread=float(res.x[4]), mape=float(np.mean(err)), n=len(y))
 
 
 def engine_for(gpu: str, exclude_model: str | None = None) -> EngineFit:
@@ -194,7 +197,7 @@ def engine_for(gpu: str, exclude_model: str | None = None) -> EngineFit:
     return EngineFit(gpu=gpu, floor_s=float(np.mean([f.floor_s for f in fits])),
                      seq_s=float(np.mean([f.seq_s for f in fits])), eta_kv=float(np.mean([f.eta_kv for f in fits])),
                      eta_attn=float(np.mean([f.eta_attn for f in fits])),
-                     eta_dattn=float(np.mean([f.eta_dattn for f in fits])), mape=float("nan"), n=0)
+                     gqa_reread=float(np.mean([f.gqa_reread for f in fits])), mape=float("nan"), n=0)
 
 
 def chip_for(gpu: str, exclude_model: str | None = None) -> ChipFit:
@@ -282,7 +285,10 @@ def _power_cases(gpu: str, exclude_model: str | None = None):
         m = get_model(ARGONNE_MODEL[r["model"]])
         if m.name == exclude_model:
             continue
-        out.append((m, int(r["tp"]), int(r["batch"]), int(r["input_len"]), int(r["output_len"]),
+        tp, b, i, o = int(r["tp"]), int(r["batch"]), int(r["input_len"]), int(r["output_len"])
+        if not kv_fits(m, gpu, tp, b * (i + o)):   # vLLM preempts: not a static batch
+            continue
+        out.append((m, tp, b, i, o,
                     float(r["latency_s"]), float(r["avg_power_w"]), float(r["energy_per_request_j"])))
     return out
 

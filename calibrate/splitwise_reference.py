@@ -10,14 +10,13 @@ stay only as the reference the roofline transfer (``calibrate/transfer.py``) is 
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from scipy.optimize import nnls
 
 from agentwatt.core.gpus import GPUS
 from agentwatt.core.profile import (FitStats, Hardware, LatencyModel, ModelShape, PowerModel,
-                                         Profile, save_profile)
+                                         Profile)
 
 # ------------------------------------------------------------------ model shapes (public configs)
 # Llama-3.1 configs as published with the weights (config.json of meta-llama/Llama-3.1-8B and -70B):

@@ -41,7 +41,7 @@ class EngineFit:
     seq_s: float            # per sequence in the step (input preparation, sampling)
     eta_kv: float           # bandwidth share reading the KV cache in decode attention
     eta_attn: float         # compute share of prefill attention
-    eta_dattn: float = 1e9  # compute share of decode attention (query-key pairs of the KV read)
+    gqa_reread: float = 0.0  # share of a KV head's re-reads by each further query head of its group that miss cache
     mape: float
     n: int
 
@@ -80,8 +80,11 @@ def latency_model(model: ModelSpec, gpu: str, tp: int, chip: ChipFit, eng: Engin
         overhead_s=overhead, prefill_token_s=per_token,
         prefill_attn_s=model.attn_flops_per_pair / tp / (eng.eta_attn * peak),
         decode_seq_s=per_token + eng.seq_s + lm_flops_s,
-        decode_ctx_s=(model.kv_bytes_per_token(kv_bytes) / (eng.eta_kv * bw)
-                      + model.attn_flops_per_pair / (eng.eta_dattn * peak)) / tp,
+        # decode attention per context token: reading its K and V. vLLM's paged-attention kernel runs one
+        # thread block per query head, so with grouped-query attention each KV head is read once per
+        # query head of its group; the L2 cache serves part of the re-reads (1 - gqa_reread)
+        decode_ctx_s=model.kv_bytes_per_token(kv_bytes) * (
+            1.0 + eng.gqa_reread * (model.n_heads / model.n_kv_heads - 1.0)) / (eng.eta_kv * bw) / tp,
         weight_s=weight_s, token_s=token_s, overlap_p=chip.overlap_p, expert_weight_s=expert_weight_s,
         experts=model.experts, experts_per_token=model.experts_per_token)
 
@@ -124,7 +127,7 @@ def fits_for(gpu: str) -> tuple[ChipFit, EngineFit, str]:
         else:
             rows = list(t["engines"].values())
             eng = EngineFit(gpu=gpu, **{k: _mean(rows, k) for k in ("floor_s", "seq_s", "eta_kv", "eta_attn",
-                                                                     "eta_dattn")},
+                                                                     "gqa_reread")},
                             mape=float("nan"), n=0)
             how += "; engine: mean of the measured GPUs"
     return chip, eng, how

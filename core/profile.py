@@ -36,7 +36,7 @@ from agentwatt.core.errors import InputError
 
 SCHEMA_VERSION = 1
 SOURCES = ("measured", "published/estimate", "transfer/estimate")
-POWER_SOURCES = ("nvml_energy", "rapl", "published", "transfer", "unavailable")
+POWER_SOURCES = ("nvml_energy", "rapl", "published", "transfer", "step_trace", "unavailable")
 
 
 @dataclass(frozen=True, kw_only=True)
