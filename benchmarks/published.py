@@ -82,6 +82,9 @@ def main() -> int:
               f"{100 * r['error']:+7.1f}% {100 * r['tolerance']:4.0f}% {'' if r['ok'] else 'MISS'}")
     for g, (ok, n, mape) in summary(rows).items():
         print(f"{g}: {ok}/{n} within ±{100 * TOL[g]:.0f} %, mean |error| {100 * mape:.1f} %")
+    for gpu, v in M.leave_one_gpu_out().items():
+        print(f"transfer route {v['from']} -> {gpu} (leave-one-GPU-out, {v['n']} runs): mean |error| "
+              f"{100 * v['mape']:.1f} %, p90 {100 * v['p90_ape']:.1f} %, bias {100 * v['bias']:+.1f} %")
     if a.csv:
         with open(a.csv, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -5,7 +5,9 @@ thermal drift and bursts of background load). A visit times ``repeats`` single s
 synchronised around each), after allocating the point's inputs and warming up when it has not kept
 them from an earlier visit; a point keeps the median and quartiles of all its samples. In the
 first round, when a meter exists, the same step also runs back to back inside one energy window
-of at least ``min_energy_window_s``, and the energy is divided by the steps. Idle power is
+of at least ``min_energy_window_s``, and the energy is divided by the steps; that round starts with
+one decode point per batch size (shortest context) and one prefill point, so that a sweep cut short
+by its time budget still has decode power at several batch sizes for the power fit. Idle power is
 measured once before the sweep.
 
 Step features per point (the profile's latency model; see ``core/profile.py``):
@@ -45,6 +47,8 @@ class SweepGrid:
             v = getattr(self, name)
             if v < 1 or v % 2 == 0:  # odd counts: the median is a measured step
                 raise ValueError(f"SweepGrid.{name} = {v}: expected an odd count >= 1")
+        if len(set(self.decode_batches)) < 2:  # the decode power fit needs a batch slope (calibrate/fit.py)
+            raise ValueError(f"SweepGrid.decode_batches = {self.decode_batches}: expected at least 2 batch sizes")
 
 
 # CPU rows for bigger models stay small: one fp32 thread does ~30 GFLOP/s, so a 135M-parameter
@@ -115,6 +119,17 @@ def _phase_points(phase: str, batches: tuple[int, ...], lengths: tuple[int, ...]
 def plan_points(grid: SweepGrid) -> list[SweepPoint]:
     return (_phase_points("prefill", grid.prefill_batches, grid.prompt_lens)
             + _phase_points("decode", grid.decode_batches, grid.context_lens))
+
+
+def power_points_first(plan: list[SweepPoint], order: np.ndarray) -> list[int]:
+    """``order`` with the power fit's anchors moved to the front (keeping their relative order): the
+    decode point of every batch size at the shortest context and the smallest prefill point."""
+    decode_ctx = min((p.length for p in plan if p.phase == "decode"), default=None)
+    prefill = min((i for i, p in enumerate(plan) if p.phase == "prefill"), default=None,
+                  key=lambda i: (plan[i].batch * plan[i].length, i))
+    anchors = {i for i, p in enumerate(plan) if p.phase == "decode" and p.length == decode_ctx and not p.holdout}
+    anchors |= {prefill} if prefill is not None else set()
+    return [int(i) for i in order if i in anchors] + [int(i) for i in order if i not in anchors]
 
 
 def point_bytes(model: Decoder, p: SweepPoint) -> int:
@@ -252,7 +267,8 @@ def run_sweep(model: Decoder, grid: SweepGrid, *, meter: Meter, seed: int = 0, b
     truncated, rounds_completed = False, 0
     with _progress(grid.rounds * len(plan), progress) as bar:
         for rnd in range(grid.rounds):
-            for i in rng.permutation(len(plan)):
+            order = rng.permutation(len(plan))
+            for i in (power_points_first(plan, order) if rnd == 0 and meter.available else order):
                 if budget_s is not None and time.perf_counter() - start > budget_s:
                     truncated = True
                     break

@@ -42,6 +42,8 @@ P_BOUNDS = (1.0, 20.0)
 KNEE_GRID = 24              # knees T* on a log grid over the trace's token range
 P_GRID = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0)
 GRID_MAX_ROWS = 20_000      # the grid stage uses an even subsample of at most this many rows
+POLISH_STARTS = 4           # the best grid points refined by least_squares
+POLISH_SUBSAMPLE = 2_000    # ... on an even subsample of this many fitting rows, the best then on all
 NAMES = ("overhead_s", "prefill_token_s", "prefill_attn_s", "decode_seq_s", "decode_ctx_s", "weight_s", "token_s",
          "overlap_p")
 
@@ -124,32 +126,64 @@ def fit_roofline(d: TraceArrays) -> LatencyModel:
             r = (np.column_stack([xs, col]) @ w - ys) / ys
             starts.append((float(r @ r), knee, p, w))
     starts.sort(key=lambda s: s[0])
-    # refine the best few starts on every fitting row: unknowns scaled to about 1
+    # refine the best few starts on an even subsample, then the best on every fitting row; unknowns
+    # scaled to about 1 (least_squares with x_scale="jac" on top)
     y_ref = float(np.median(y))
     f_max = np.maximum(np.abs(x).max(axis=0), 1e-300)
     scale = np.array([*(y_ref / f_max), y_ref, y_ref / t_hi, 1.0])   # 5 additive, W, token_s, p
+    lo, hi = np.zeros(8), np.full(8, np.inf)
+    lo[7], hi[7] = P_BOUNDS
+    sub = np.unique(np.linspace(0, len(y) - 1, min(len(y), POLISH_SUBSAMPLE)).round().astype(int))
+    best = None
+    for _, knee, p, w in starts[:POLISH_STARTS]:
+        u0 = np.array([*w[:5], w[5], w[5] / knee, p]) / scale
+        u0 = np.minimum(np.maximum(u0, lo), hi)
+        sol = _polish(x[sub], y[sub], T[sub], scale, u0, lo, hi, max_nfev=300)
+        if best is None or sol.cost < best.cost:
+            best = sol
+    sol = _polish(x, y, T, scale, best.x, lo, hi, max_nfev=60)
+    c = (sol.x if sol.cost <= _cost(x, y, T, scale, best.x) else best.x) * scale
+    return _model(c[:7], float(c[7]))
+
+
+def _parts(u: np.ndarray, scale: np.ndarray, T: np.ndarray):
+    c = u * scale
+    w, kt, p = c[5], c[6] * T, c[7]
+    return c, w, kt, p, (w ** p + kt ** p) ** (1.0 / p)
+
+
+def _cost(x, y, T, scale, u) -> float:
+    c, *_, lin = _parts(u, scale, T)
+    r = (x @ c[:5] + lin - y) / y
+    return 0.5 * float(r @ r)
+
+
+def _polish(x: np.ndarray, y: np.ndarray, T: np.ndarray, scale: np.ndarray, u0: np.ndarray, lo: np.ndarray,
+            hi: np.ndarray, max_nfev: int):
+    """``least_squares`` on the relative step-time error in the scaled unknowns ``u`` (coefficients /
+    ``scale``), with the smooth max's derivatives in closed form."""
+    xy = x / y[:, None]
 
     def resid(u: np.ndarray) -> np.ndarray:
-        c = u * scale
-        lin = (c[5] ** c[7] + (c[6] * T) ** c[7]) ** (1.0 / c[7])
+        c, *_, lin = _parts(u, scale, T)
         return (x @ c[:5] + lin - y) / y
 
-    best = None
-    for _, knee, p, w in starts[:4]:
-        c0 = np.array([*w[:5], w[5], w[5] / knee, p])
-        u0 = np.clip(c0 / scale, 0.0, None)
-        u0[7] = min(max(p, P_BOUNDS[0]), P_BOUNDS[1])
-        lo = np.zeros(8)
-        hi = np.full(8, np.inf)
-        lo[7], hi[7] = P_BOUNDS
-        u0 = np.minimum(np.maximum(u0, lo), hi)
-        sol = least_squares(resid, u0, bounds=(lo, hi), x_scale="jac", method="trf", xtol=1e-12, ftol=1e-12,
-                            gtol=1e-12, max_nfev=2000)
-        cost = float(sol.fun @ sol.fun)
-        if best is None or cost < best[0]:
-            best = (cost, sol.x * scale)
-    c = best[1]
-    return _model(c[:7], float(c[7]))
+    def jac(u: np.ndarray) -> np.ndarray:
+        c, w, kt, p, lin = _parts(u, scale, T)
+        L = np.maximum(lin, 1e-300)
+        a, b = w / L, kt / L                 # both in [0, 1], a^p + b^p = 1
+
+        def xlogx(v: np.ndarray) -> np.ndarray:   # v^p·ln v, 0 at v = 0
+            pos = v > 0
+            return np.where(pos, v ** p * np.log(np.where(pos, v, 1.0)), 0.0)
+        j = np.empty((len(y), 8))
+        j[:, :5] = xy
+        j[:, 5] = a ** (p - 1.0) / y
+        j[:, 6] = b ** (p - 1.0) * T / y
+        j[:, 7] = L / p * (xlogx(a) + xlogx(b)) / y   # d/dp (W^p + (kT)^p)^(1/p)
+        return j * scale
+    return least_squares(resid, u0, jac=jac, bounds=(lo, hi), x_scale="jac", method="trf", xtol=1e-12, ftol=1e-12,
+                         gtol=1e-12, max_nfev=max_nfev)
 
 
 @dataclass(frozen=True)

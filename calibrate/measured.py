@@ -224,10 +224,17 @@ def efficiency_table() -> dict:
     chips = {k: asdict(fit_chip(k)) for k in VIDUR_NET}
     engines = {k: asdict(fit_engine(k)) for k in ARGONNE_HW.values()}
     ar = {k: {str(tp): list(fit_allreduce(k, tp)) for tp in (2, 4, 8)} for k in VIDUR_NET}
+    power = {}
+    for k in PARKED_W:
+        if k in ARGONNE_POWER_HW.values():
+            pm = fit_power(k)
+            power[k] = {"idle_w": pm.idle_w, "compute_w": pm.compute_w, "memory_w": pm.memory_w,
+                        "parked_w": pm.parked_w, "tdp_w": get_gpu(k).tdp_w, "mape": pm.fit.mape, "n": pm.fit.n_points}
     return {"about": ("GPU efficiencies fitted by agentwatt.calibrate.measured to published measurements: "
                       "Vidur operator and all-reduce profiles (microsoft/vidur, MIT), Argonne LLM-Inference-Bench "
                       "vLLM runs (BSD-3); see calibrate/data/measured/README.md"),
-            "chip_of": dict(CHIP), "chips": chips, "engines": engines, "allreduce": ar}
+            "chip_of": dict(CHIP), "chips": chips, "engines": engines, "allreduce": ar, "power": power,
+            "cross_chip_band": leave_one_gpu_out()}
 
 
 def write_efficiency(path=None):
@@ -322,3 +329,29 @@ def fit_power(gpu: str, exclude_model: str | None = None):
     return PowerModel(**{**pm.__dict__, "fit": FitStats(
         n_points=len(y), mape=float(err.mean()), max_ape=float(err.max()),
         note="average power of LLM-Inference-Bench vLLM static batches (NVML, GPU 0, 1 s idle tail included)")})
+
+
+# ------------------------------------------------------------------------------ transfer bands
+def cross_chip(target: str, source: str) -> tuple[ChipFit, EngineFit]:
+    """The efficiencies a GPU would get if only ``source`` had been measured (chip and engine)."""
+    chip = replace(fit_chip(CHIP[source]), gpu=target)
+    eng = replace(fit_engine(source), gpu=target)
+    return chip, eng
+
+
+def leave_one_gpu_out() -> dict[str, dict[str, float]]:
+    """Each measured GPU's end-to-end runs predicted from the OTHER GPU's efficiencies and this GPU's
+    datasheet: the error band of the cross-chip route (what a derived B200 or L40S profile carries)."""
+    out = {}
+    gpus = list(ARGONNE_HW.values())
+    for target in gpus:
+        source = next(g for g in gpus if g != target)
+        chip, eng = cross_chip(target, source)
+        errs = []
+        for m, tp, b, i, o, y in _argonne_cases(target):
+            lat = latency_model(m, target, tp, chip, eng, allreduce_for(target, tp))
+            errs.append(static_batch(lat, b, i, o)[1] / y - 1)
+        e = np.abs(np.array(errs))
+        out[target] = {"from": source, "n": len(errs), "mape": float(e.mean()), "p90_ape": float(np.percentile(e, 90)),
+                       "bias": float(np.mean(errs))}
+    return out

@@ -25,7 +25,12 @@ assumed to run at the same efficiency, and what remains of the source overhead i
 launches, host work, synchronisation) that no roofline explains; it is kept, scaled by the layer count.
 Source compute efficiencies are computed after removing the source's own communication roofline.
 
-Power: every watt figure of the source as a fraction of its TDP, applied to the target's TDP.
+Power: every watt figure of the source as a fraction of its TDP, applied to the target's TDP, except
+the idle levels when the target is another GPU whose catalog row (``core/gpus.py``) has a measured
+idle figure: then that figure is the target's idle (a single-level phase model) or its parked level
+(activity model: the catalog's SplitwiseSim idle is the no-work level, as ``calibrate/measured.py``
+reads it), and the idle with a model loaded is that plus the source's own loaded-minus-parked watts (a
+CUDA context costs tens of watts whatever the TDP: Vadari et al., "The Model Parking Tax").
 
 The result is ``source: transfer/estimate``; its provenance carries an error band measured by
 ``transfer_checks`` on published data (see there).
@@ -207,8 +212,10 @@ def transfer_latency(lat: LatencyModel, src_w: Work, src_r: Rates, dst_w: Work, 
     return out, e, {"overhead_weight_read_s": weight_read, "overhead_floor_s": floor, "comm_s_per_token": comm}
 
 
-def transfer_power(pm: PowerModel, src_tdp_w: float | None, dst_tdp_w: float | None) -> PowerModel:
-    """Source watts as fractions of its TDP, times the target's TDP."""
+def transfer_power(pm: PowerModel, src_tdp_w: float | None, dst_tdp_w: float | None,
+                   dst_idle_w: float | None = None) -> PowerModel:
+    """Source watts as fractions of its TDP, times the target's TDP; idle levels from ``dst_idle_w``
+    (the target GPU's catalog idle) when given (module docstring)."""
     if not pm.available:
         return PowerModel(available=False, source="unavailable",
                           reason=f"the source profile has no power model ({pm.reason})")
@@ -218,10 +225,14 @@ def transfer_power(pm: PowerModel, src_tdp_w: float | None, dst_tdp_w: float | N
                           reason=f"{which} TDP unknown: cannot carry watts over as fractions of TDP")
     f = dst_tdp_w / src_tdp_w
     if pm.activity:   # activity model: every level carried over as a fraction of TDP
-        return PowerModel(available=True, source="transfer", idle_w=pm.idle_w * f, compute_w=pm.compute_w * f,
-                          memory_w=pm.memory_w * f, parked_w=None if pm.parked_w is None else pm.parked_w * f,
-                          max_w=dst_tdp_w)
-    return PowerModel(available=True, source="transfer", idle_w=pm.idle_w * f, prefill_w=pm.prefill_w * f,
+        idle, parked = pm.idle_w * f, None if pm.parked_w is None else pm.parked_w * f
+        if dst_idle_w is not None:
+            parked = dst_idle_w
+            idle = dst_idle_w + (pm.idle_w - pm.parked_w if pm.parked_w is not None else 0.0)
+        return PowerModel(available=True, source="transfer", idle_w=idle, compute_w=pm.compute_w * f,
+                          memory_w=pm.memory_w * f, parked_w=parked, max_w=dst_tdp_w)
+    idle = dst_idle_w if dst_idle_w is not None else pm.idle_w * f
+    return PowerModel(available=True, source="transfer", idle_w=idle, prefill_w=pm.prefill_w * f,
                       decode_base_w=pm.decode_base_w * f, decode_log2_batch_w=pm.decode_log2_batch_w * f,
                       max_w=dst_tdp_w)
 
@@ -301,7 +312,8 @@ def transfer_profile(profile: Profile, to: str, model: str | None = None, tp: in
                          "transfer disagreement, in quadrature; provenance.error_band)"))
     lat, eff, parts = transfer_latency(profile.latency, src_w, rates_of(src), dst_w, rates_of(dst), fit=fit)
     src_tdp = profile.hardware.tdp_w_per_device or src.tdp_w
-    power = transfer_power(profile.power, src_tdp, dst.tdp_w)
+    # the catalog's idle for another GPU; a source measured on this very GPU keeps its own idle
+    power = transfer_power(profile.power, src_tdp, dst.tdp_w, dst.idle_w if dst.name != src.name else None)
     name = f"{m_dst.name}_{dst.key}" if tp == 1 else f"{m_dst.name}_{tp}x{dst.key}"
     hw = Hardware(device_name=dst.name, kind=dst.kind, tp=tp,
                   mem_gib_per_device=dst.mem_gib or profile.hardware.mem_gib_per_device, tdp_w_per_device=dst.tdp_w)
@@ -309,8 +321,9 @@ def transfer_profile(profile: Profile, to: str, model: str | None = None, tp: in
              "not measured",
              f"overhead floor {eff.floor_s * 1e3:.3f} ms (source) scaled by layers to {parts['overhead_floor_s'] * 1e3:.3f} ms: "
              "kernel launches and host work are assumed per layer [I]",
-             "power: source watts as fractions of its TDP applied to the target TDP; per-GPU power at other tp or "
-             "batch mixes is not modelled beyond that"]
+             "power: source watts as fractions of its TDP applied to the target TDP"
+             + (f", idle levels from the GPU catalog ({dst.idle_w:g} W)" if dst.idle_w is not None and dst.name != src.name
+                else "") + "; per-GPU power at other tp or batch mixes is not modelled beyond that"]
     if src.kind == "cpu":
         notes.append("CAVEAT: the source is a CPU profile: its efficiency factors are CPU ones (fp32, one core, "
                      "caches) measured against microbenchmark peaks, not GPU ones; use the result to test the "
@@ -337,7 +350,9 @@ FORMULAS = {
     "overhead_s": "weight_bytes/tp / (hbm_bw * eff_bw) + floor_source * layers_target/layers_source",
     "comm": "2*layers*hidden*dtype_bytes * 2*(tp-1)/tp / (interconnect_bidirectional/2); 0 at tp=1",
     "efficiency": "roofline time of the term on the source / fitted time of the term (comm removed)",
-    "power": "W_target = W_source * TDP_target / TDP_source (idle, prefill, decode base and slope); max = TDP_target",
+    "power": ("W_target = W_source * TDP_target / TDP_source (prefill, decode base and slope; compute, memory); "
+              "idle = the target's catalog idle when it has one (activity model: parked = catalog idle, "
+              "idle = catalog idle + source idle - source parked), else scaled alike; max = TDP_target"),
 }
 
 

@@ -193,11 +193,24 @@ def project_cmd(scenario: Path | None, queries_per_day: float, sets: tuple[str, 
 
 @main.command("profiles")
 def profiles_cmd() -> None:
-    """List the bundled profiles."""
+    """List the bundled profiles, and how a profile is derived for any catalog model on any catalog GPU."""
+    from agentwatt.core.derive import derive_power, fits_for
+    from agentwatt.core.gpus import GPUS
+    from agentwatt.core.models import catalog
     from agentwatt.core.profile import bundled_profile_names, load_profile
+    click.echo("bundled (built from published measurements; held-out error of the end-to-end runs):")
     for n in bundled_profile_names():
         p = load_profile(n)
-        click.echo(f"{n:<30} {p.source:<20} {p.hardware.device_name} ×{p.hardware.tp}, {p.model.name}")
+        fit = p.latency.fit
+        err = f"held-out MAPE {100 * fit.holdout_mape:.1f} %" if fit and fit.holdout_mape is not None else "no held-out error"
+        click.echo(f"  {n:<28} {p.hardware.device_name} ×{p.hardware.tp}, {p.model.name}: {err}")
+    click.echo("derived on request: <model>_[<N>x]<gpu>[_fp8], e.g. mixtral-8x7b_2xh100 or qwen2.5-72b_4xb200_fp8")
+    click.echo(f"  models: {', '.join(sorted(catalog()))}")
+    for key, g in GPUS.items():
+        if g.kind != "gpu":
+            continue
+        _, _, how = fits_for(key)
+        click.echo(f"  {key:<10} {how}; {derive_power(key)[1]}")
 
 
 def _attach() -> None:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from agentwatt.core.errors import InputError
 from agentwatt.core.gpus import get_gpu
 from agentwatt.core.models import ModelSpec
-from agentwatt.core.profile import LatencyModel
+from agentwatt.core.profile import FitStats, Hardware, LatencyModel, ModelShape, PowerModel, Profile
 
 @dataclass(frozen=True, kw_only=True)
 class ChipFit:
@@ -149,3 +150,91 @@ def derive_latency(model: ModelSpec, gpu: str, tp: int = 1, *, weight_bytes: int
     chip, eng, how = fits_for(gpu)
     return latency_model(model, gpu, tp, chip, eng, allreduce_for(gpu, tp), weight_bytes=weight_bytes,
                          kv_bytes=kv_bytes), how
+
+
+def derive_power(gpu: str) -> tuple[PowerModel, str]:
+    """The activity power model of ``gpu``: its own fit, its chip sibling's (same silicon; capped at
+    this part's TDP), or the measured GPUs' levels as fractions of TDP (another chip)."""
+    t = efficiencies()
+    g = get_gpu(gpu)
+    fits = t.get("power", {})
+    sibling = [k for k in fits if k == gpu] or [k for k in fits if t["chip_of"].get(k) == t["chip_of"].get(gpu)
+                                                  and t["chip_of"].get(gpu) is not None]
+    if sibling:
+        f = fits[sibling[0]]
+        how = "power fitted on this GPU" if sibling[0] == gpu else f"power fitted on {sibling[0]} (same chip)"
+        vals = {k: f[k] for k in ("idle_w", "compute_w", "memory_w", "parked_w")}
+        fit = FitStats(n_points=f["n"], mape=f["mape"], max_ape=float("nan"), note=how)
+    else:
+        if g.tdp_w is None:
+            return PowerModel(available=False, source="unavailable",
+                              reason=f"GPU {gpu}: no TDP in the catalog to scale measured power levels"), \
+                "power unavailable (no TDP)"
+        vals = {k: g.tdp_w * sum(f[k] / f["tdp_w"] for f in fits.values()) / len(fits)
+                for k in ("idle_w", "compute_w", "memory_w", "parked_w")}
+        if g.idle_w is not None:   # the catalog's measured bare idle wins for the parked level
+            vals["parked_w"] = min(g.idle_w, vals["idle_w"])
+        how = "power: measured GPUs' levels as fractions of TDP (no measurement of this chip)"
+        fit = FitStats(n_points=0, mape=float("nan"), max_ape=float("nan"), note=how)
+    return PowerModel(available=True, source="published", max_w=g.tdp_w, fit=fit, **vals), how
+
+
+def parse_derived_name(name: str) -> tuple[str, str, int, str] | None:
+    """``<model>_<gpu>``, ``<model>_<N>x<gpu>``, optionally ``_fp8`` (weights and KV): the parts, or None."""
+    parts = name.split("_")
+    if len(parts) not in (2, 3):
+        return None
+    precision = "bf16"
+    if len(parts) == 3:
+        if parts[2] not in ("fp8", "bf16", "fp16"):
+            return None
+        precision = parts[2]
+    model, hw = parts[0], parts[1]
+    tp = 1
+    head, sep, rest = hw.partition("x")
+    if sep and head.isdigit():
+        tp, hw = int(head), rest
+    return model, hw, tp, precision
+
+
+def derived_profile(name: str) -> Profile:
+    """A profile derived for a catalog model on a catalog GPU (``parse_derived_name``'s grammar)."""
+    from agentwatt.core.models import get_model, precision_bytes
+    parsed = parse_derived_name(name)
+    if parsed is None:
+        raise InputError(f"profile {name!r}: expected <model>_<gpu>, <model>_<N>x<gpu> or either with _fp8")
+    model_name, gpu, tp, precision = parsed
+    m = get_model(model_name)
+    g = get_gpu(gpu)
+    if tp < 1 or m.n_heads % tp or m.n_kv_heads % tp and tp % m.n_kv_heads:
+        raise InputError(f"profile {name!r}: TP {tp}: expected a divisor of {m.name}'s {m.n_heads} attention heads")
+    nbytes = precision_bytes(precision)
+    if g.mem_gib is not None and m.n_params * nbytes / tp > 0.9 * g.mem_gib * 2**30:
+        raise InputError(f"profile {name!r}: weights need {m.n_params * nbytes / tp / 2**30:.1f} GiB per GPU, more "
+                         f"than 90 % of its {g.mem_gib:g} GiB: expected a larger TP")
+    lat, how = derive_latency(m, gpu, tp, weight_bytes=nbytes, kv_bytes=nbytes)
+    power, how_p = derive_power(gpu)
+    shape = ModelShape(name=m.name, n_layers=m.n_layers, hidden_size=m.hidden_size, n_heads=m.n_heads,
+                       n_kv_heads=m.n_kv_heads, head_dim=m.head_dim, intermediate_size=m.intermediate_size,
+                       vocab_size=m.vocab_size, n_params=m.n_params, dtype_bytes=nbytes)
+    return Profile(name=name, source="transfer/estimate", model=shape,
+                   hardware=Hardware(device_name=g.name, kind="gpu", tp=tp, mem_gib_per_device=g.mem_gib,
+                                     tdp_w_per_device=g.tdp_w),
+                   latency=lat, power=power,
+                   provenance={"built_by": "agentwatt.core.derive.derived_profile", "derived": True,
+                               "latency_from": how, "power_from": how_p, "precision": precision,
+                               "model_sources": list(m.source),
+                               "error_band": _band(how)})
+
+
+def _band(how: str) -> dict:
+    """The error band of a derivation route, from the leave-one-out checks (``calibrate/measured.py``)."""
+    t = efficiencies()
+    cross = t.get("cross_chip_band", {})
+    if "mean of the measured" in how:
+        worst = max(cross.values(), key=lambda v: v["mape"]) if cross else None
+        return {"route": "cross-chip (efficiencies of other chips, this datasheet)",
+                "mape": worst and worst["mape"], "p90_ape": worst and worst["p90_ape"],
+                "from": "leave-one-GPU-out over the measured GPUs (the worse of the two)"}
+    return {"route": "measured chip, catalog shape", "from": "leave-one-model-out (benchmarks/published.py)",
+            "note": "single requests: mean 6 %; closed batches: mean 11 % (benchmarks/published_results.txt)"}

@@ -194,8 +194,12 @@ def load_profile(name_or_path: str | Path) -> Profile:
         return profile_from_dict(_parse_json(ref.read_text(encoding="utf-8"), f"bundled profile {s}"), f"bundled profile {s}")
     path = Path(s)
     if not path.exists():
-        raise InputError(f"{s}: profile not found: expected a JSON file path or one of the bundled "
-                         f"profiles {', '.join(bundled_profile_names())}")
+        from agentwatt.core import derive   # same layer; imported here because derive imports this module
+        if "/" not in s and "\\" not in s and not s.endswith(".json") and derive.parse_derived_name(s) is not None:
+            return derive.derived_profile(s)
+        raise InputError(f"{s}: profile not found: expected a JSON file path, one of the bundled "
+                         f"profiles {', '.join(bundled_profile_names())}, or a derived name "
+                         f"<model>_[<N>x]<gpu>[_fp8] (agentwatt profiles lists them)")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:

@@ -112,3 +112,25 @@ def test_deep_cap_costs_decode_latency():
     assert mild.seconds < 1.1 * free.seconds             # a mild cap barely touches decode
     assert deep.seconds > 1.5 * free.seconds             # a deep cap cannot be free
     assert deep.watts <= prof.power.idle_w + 10 + 1e-9
+
+
+def test_cross_chip_band_and_two_routes_agree():
+    """Leave-one-GPU-out: each measured GPU predicted from the other's efficiencies stays within 20 %
+    on average; 70B on 8×H100 by its own fit and by the A100 fit moved to H100's datasheet agree
+    within the sum of their bands on a grid of steps."""
+    band = M.leave_one_gpu_out()
+    assert all(v["mape"] < 0.20 for v in band.values())
+    own = M.derive("llama-3.1-70b", "h100", 8)
+    chip, eng = M.cross_chip("h100", "a100-40gb")
+    moved = M.latency_model(get_model("llama-3.1-70b"), "h100", 8, chip, eng, M.allreduce_for("h100", 8))
+    limit = band["h100"]["p90_ape"] + 0.15
+    for work in [(0, 0, 1, 500), (0, 0, 32, 32 * 1500), (0, 0, 128, 128 * 1000), (2048, 2048 ** 2, 0, 0)]:
+        assert abs(moved.step_s(*work) / own.step_s(*work) - 1) < limit
+
+
+def test_derived_profiles_load_by_name():
+    p = load_profile("mixtral-8x7b_2xh100")
+    assert p.source == "transfer/estimate" and p.hardware.tp == 2 and p.latency.expert_weight_s > 0
+    assert load_profile("qwen2.5-72b_4xb200_fp8").provenance["error_band"]["route"].startswith("cross-chip")
+    with pytest.raises(Exception, match="expected a larger TP"):
+        load_profile("llama-3.1-70b_h100")
