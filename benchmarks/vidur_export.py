@@ -96,12 +96,20 @@ class StepCoefficients:
     decode_seq_s: float
     decode_ctx_s: float
     n_layers: int
+    latency: object = None   # the LatencyModel: its smooth-roofline linear term goes into the mlp op
 
     @classmethod
     def from_profile(cls, profile) -> "StepCoefficients":
         lat = profile.latency
         return cls(lat.overhead_s, lat.prefill_token_s, lat.prefill_attn_s, lat.decode_seq_s, lat.decode_ctx_s,
-                   profile.model.n_layers)
+                   profile.model.n_layers, lat)
+
+    def linear_s(self, n) -> np.ndarray | float:
+        """The matmuls' smooth roofline at ``n`` batch tokens (0 for an additive profile)."""
+        from agentwatt.core.step import linear_s
+        if self.latency is None:
+            return np.zeros_like(np.asarray(n, dtype=float))
+        return np.vectorize(lambda x: linear_s(self.latency, float(x)))(np.asarray(n, dtype=float))
 
     @property
     def token_s(self) -> float:
@@ -121,7 +129,8 @@ def token_op_ms(c: StepCoefficients, n: np.ndarray | int, token_op: str = "mlp")
     """``mlp_up_proj`` per layer at ``n`` batch tokens."""
     _check_token_op(token_op)
     per = c.token_s if token_op == "mlp" else 0.0
-    return per * np.asarray(n, dtype=float) * 1e3 / c.n_layers
+    # the roofline term is a function of the batch's tokens: it lives in this op in both modes
+    return (per * np.asarray(n, dtype=float) + c.linear_s(n)) * 1e3 / c.n_layers
 
 
 def overhead_op_ms(c: StepCoefficients) -> float:
@@ -249,7 +258,7 @@ def our_step_s(c: StepCoefficients, prefill: Sequence[tuple[int, int]], decode_k
     P = sum(p for p, _ in prefill)
     A = sum(p * (before + p) for p, before in prefill)
     return (c.overhead_s + c.prefill_token_s * P + c.prefill_attn_s * A + c.decode_seq_s * len(decode_kv)
-            + c.decode_ctx_s * sum(decode_kv))
+            + c.decode_ctx_s * sum(decode_kv) + float(c.linear_s(P + len(decode_kv))))
 
 
 # ------------------------------------------------------------------------------ writing the cache
@@ -285,7 +294,12 @@ def export_profile(profile, cache_dir: str | Path, grid: Grid = Grid(), *, token
         raise ValueError(f"profile {profile.name}: tp = {profile.hardware.tp}: the exporter writes TP1 rows only")
     mlp = mlp_table(c, shape, grid, token_op)
     attn = attention_table(c, shape, grid, token_op)
-    key = json.dumps({"c": c.__dict__, "grid": grid.__dict__, "shape": shape, "token_op": token_op, "v": 1},
+    lat = c.latency
+    coefs = {k: v for k, v in c.__dict__.items() if k != "latency"}
+    if lat is not None:
+        coefs["linear"] = [lat.weight_s, lat.token_s, lat.overlap_p, lat.expert_weight_s, lat.experts,
+                           lat.experts_per_token]
+    key = json.dumps({"c": coefs, "grid": grid.__dict__, "shape": shape, "token_op": token_op, "v": 1},
                      sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in profile.name)
