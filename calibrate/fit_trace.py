@@ -2,7 +2,7 @@
 
 Rows are put in time order (``start_s``); the first 80 % fit, the last 20 % are held out. Two forms
 of the one step model (``core/step.py``) are fitted, each minimising the *relative* error of the step
-time, and the one with the lower held-out MAPE is kept:
+time, and the one with the lower held-out MAPE is kept (a tie, within 1 %, keeps the additive one):
 
 * **additive**: ``overhead + a·P + b·A + c·D + d·C`` (``weight_s = token_s = 0``), non-negative least
   squares as in ``calibrate/fit.py`` (its ``nnls_relative``);
@@ -207,9 +207,14 @@ def fit_forms(d: TraceArrays) -> dict[str, FormFit]:
     return out
 
 
+TIE = (0.01, 1e-6)          # held-out MAPEs closer than 1 % of the additive one (or 1e-6) are a tie
+
+
 def choose(forms: dict[str, FormFit]) -> FormFit:
-    """The form with the lower held-out MAPE (the additive one on a tie: fewer coefficients)."""
-    return min(forms.values(), key=lambda f: (f.stats.holdout_mape, f.form != "additive"))
+    """The form with the lower held-out MAPE; a tie (``TIE``) goes to the additive one (fewer coefficients)."""
+    add, roof = forms["additive"], forms["smooth roofline"]
+    a, r = add.stats.holdout_mape, roof.stats.holdout_mape
+    return roof if r < a - max(TIE[0] * a, TIE[1]) else add
 
 
 def fit_power(d: TraceArrays, lat: LatencyModel, tp: int, *, idle_w: float | None, max_w: float | None,

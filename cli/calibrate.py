@@ -2,7 +2,8 @@
 
 Without a subcommand it runs the sweep (``--preset ... --device ... --out ...``); subcommands
 ``transfer`` (roofline scaling, ``calibrate/transfer.py``), ``check`` (fidelity against a real serving
-loop, ``validate/check.py``) and ``gpus`` (the catalog, ``core/gpus.py``).
+loop, ``validate/check.py``), ``fit-trace`` (a profile from a recorded step trace,
+``calibrate/fit_trace.py``) and ``gpus`` (the catalog, ``core/gpus.py``).
 
 Errors are ``AgentwattError``s with one-line messages; the main group prints and exits on them.
 """
@@ -95,6 +96,7 @@ def calibrate_cmd(ctx: click.Context, preset: str | None, device: str, out: Path
     agentwatt calibrate --preset tiny --device cpu --out P.json     measure a profile
     agentwatt calibrate transfer P.json --to h100 --model ... --tp N  scale it to another GPU/model
     agentwatt calibrate check P.json                                  serve for real, compare with the simulator
+    agentwatt calibrate fit-trace STEPS.csv --model-shape M --gpu G --out P.json   fit a recorded step trace
     """
     if ctx.invoked_subcommand is not None:
         given = [f"--{k.replace('_', '-')}" for k in _SWEEP_OPTIONS
@@ -169,6 +171,112 @@ def check_cmd(profile: str, device: str | None, minutes: float, rate: float | No
     click.echo(summarize_check(report))
     if out is not None:
         click.echo(f"wrote {out}")
+
+
+@calibrate_cmd.command("fit-trace")
+@click.argument("steps", metavar="STEPS.csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Profile JSON file to write (atomically).")
+@click.option("--name", default=None, help="Profile name (default: the trace file's stem + '-trace').")
+@click.option("--model-shape", "model_shape", required=True, metavar="PROFILE|MODEL",
+              help="The served model's shape: a profile (file or bundled name; its hardware too, unless --gpu) "
+                   "or a catalog model name (agentwatt profiles).")
+@click.option("--gpu", default=None, metavar="KEY", help="The engine's GPU: a catalog key (agentwatt calibrate gpus); "
+                                                         "its memory sizes the KV cache, its TDP caps the power.")
+@click.option("--tp", type=int, default=None, help="GPUs per replica (default: the shape profile's, else 1).")
+@click.option("--idle-w", "idle_w", type=float, default=None,
+              help="Per-GPU idle watts with the model loaded (default: fitted from the metered steps).")
+def fit_trace_cmd(steps: Path, out: Path, name: str | None, model_shape: str, gpu: str | None, tp: int | None,
+                  idle_w: float | None) -> None:
+    """Fit a profile to STEPS.csv, a recorded trace of engine steps (README: "Calibrate from a step trace")."""
+    from agentwatt.calibrate.fit_trace import fit_trace
+    from agentwatt.core.profile import save_profile
+    from agentwatt.core.steptrace import read_step_trace
+
+    if tp is not None and tp < 1:
+        raise InputError(f"--tp = {tp}: expected an integer >= 1")
+    if idle_w is not None and not idle_w >= 0:
+        raise InputError(f"--idle-w = {idle_w}: expected a number >= 0")
+    shape, hardware, shape_from = resolve_shape(model_shape, gpu, tp)
+    trace = read_step_trace(steps)
+    prof = fit_trace(trace, name=name or f"{steps.stem}-trace", model=shape, hardware=hardware, idle_w=idle_w,
+                     model_from=shape_from)
+    save_profile(prof, out)
+    click.echo(summarize_fit_trace(prof, out))
+
+
+def resolve_shape(model_shape: str, gpu: str | None, tp: int | None):
+    """(ModelShape, Hardware, where the shape came from) for ``fit-trace``: a profile gives both (its
+    hardware unless ``--gpu``); a catalog model name needs ``--gpu``."""
+    from agentwatt.core.gpus import get_gpu
+    from agentwatt.core.models import catalog, get_model
+    from agentwatt.core.profile import Hardware, ModelShape, bundled_profile_names, load_profile
+
+    src_hw = spec = None
+    if model_shape in bundled_profile_names() or model_shape.endswith(".json") or Path(model_shape).is_file():
+        prof = load_profile(model_shape)
+        shape, src_hw, shape_from = prof.model, prof.hardware, f"profile {model_shape}"
+    else:
+        try:
+            spec = get_model(model_shape)
+        except InputError:
+            spec = None
+    if src_hw is None and spec is None:
+        try:   # a derived profile name (<model>_[<N>x]<gpu>[_fp8], agentwatt profiles)
+            prof = load_profile(model_shape)
+        except InputError:
+            raise InputError(f"--model-shape {model_shape!r}: neither a profile nor a catalog model: expected a "
+                             f"profile file, a bundled or derived profile name ({', '.join(bundled_profile_names())}, "
+                             f"...) or one of {', '.join(sorted(catalog()))}") from None
+        shape, src_hw, shape_from = prof.model, prof.hardware, f"profile {model_shape}"
+    elif src_hw is None:
+        shape = ModelShape(name=spec.name, n_layers=spec.n_layers, hidden_size=spec.hidden_size, n_heads=spec.n_heads,
+                           n_kv_heads=spec.n_kv_heads, head_dim=spec.head_dim,
+                           intermediate_size=spec.intermediate_size, vocab_size=spec.vocab_size,
+                           n_params=spec.n_params, dtype_bytes=2)
+        shape_from = f"model catalog {spec.name} (bf16)"
+    if gpu is not None:
+        from agentwatt.core.gpus import GPUS
+        try:
+            g = get_gpu(gpu)
+        except InputError:
+            raise InputError(f"--gpu {gpu!r}: unknown GPU: expected one of {', '.join(GPUS)}") from None
+        if g.mem_gib is None:
+            raise InputError(f"--gpu {gpu!r}: the catalog gives no memory size: expected a GPU with one")
+        hw = Hardware(device_name=g.name, kind="gpu", tp=tp or (src_hw.tp if src_hw else 1),
+                      mem_gib_per_device=g.mem_gib, tdp_w_per_device=g.tdp_w)
+    elif src_hw is not None:
+        hw = src_hw if tp is None else Hardware(**{**src_hw.__dict__, "tp": tp})
+    else:
+        raise InputError(f"--model-shape {model_shape!r} is a model name: expected --gpu KEY too (agentwatt "
+                         f"calibrate gpus), or a profile as --model-shape to take its hardware")
+    return shape, hw, shape_from
+
+
+def summarize_fit_trace(p: Profile, path: Path | None) -> str:
+    prov, lat = p.provenance, p.latency
+    tr = prov["step_trace"]
+    lines = [f"fitted {p.name} ({p.model.name} on {p.hardware.device_name} x{p.hardware.tp}) to {tr['file']}: "
+             f"{tr['rows']} steps over {tr['span_s']:.1f} s ({tr['rows_fit']} fit, last {tr['rows_holdout']} held out)"]
+    for form, f in prov["forms"].items():
+        lines.append(f"  {form:<16} MAPE {_pct(f['mape'])} (max {_pct(f['max_ape'])}); held out MAPE "
+                     f"{_pct(f['holdout_mape'])} (max {_pct(f['holdout_max_ape'])})"
+                     + ("   <- chosen" if form == prov["form"] else ""))
+    text = (f"step model: overhead {lat.overhead_s * 1e3:.3f} ms + {lat.prefill_token_s * 1e6:.3f} us/prompt token "
+            f"+ {lat.prefill_attn_s * 1e9:.4f} ns/attention unit + {lat.decode_seq_s * 1e6:.3f} us/decoding seq "
+            f"+ {lat.decode_ctx_s * 1e9:.3f} ns/KV token")
+    if lat.weight_s or lat.token_s:
+        text += (f" + linear: weights {lat.weight_s * 1e3:.3f} ms, {lat.token_s * 1e6:.3f} us/token, "
+                 f"overlap p {lat.overlap_p:.2f}")
+    lines.append(text)
+    pw = p.power
+    if pw.available:
+        lines.append(f"power (step trace, {tr['rows_with_energy']} metered steps): {power_terms(pw)}")
+        lines.append(_fit_line("power", pw.fit))
+    else:
+        lines.append(f"power: unavailable ({pw.reason})")
+    lines.append(f"wrote {path}" if path is not None else "profile not written")
+    return "\n".join(lines)
 
 
 @calibrate_cmd.command("gpus")
