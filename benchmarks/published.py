@@ -22,7 +22,8 @@ from pathlib import Path
 
 from agentwatt.calibrate import measured as M
 
-TOL = {"single-request e2e": 0.15, "TTFT": 0.15, "closed-batch throughput": 0.20, "energy per request": 0.15}
+TOL = {"single-request e2e": 0.15, "TTFT": 0.15, "closed-batch throughput": 0.20, "energy per request": 0.15,
+       "other engines (transfer)": 0.15}
 LIB = "LLM-Inference-Bench (argonne-lcf, BSD-3) Plots/"
 
 
@@ -55,10 +56,30 @@ def cases() -> list[dict]:
             out.append(dict(group="energy per request", case=f"vLLM {m.name} {tp}x{gpu} b{b} {i}/{o}",
                             measured=e_req, predicted=pred, unit="J",
                             source=LIB + "Fig_16_a_b/power_results.csv (NVML, GPU 0)"))
+    out += other_engine_cases()
     for c in out:
         c["error"] = c["predicted"] / c["measured"] - 1
         c["tolerance"] = TOL[c["group"]]
         c["ok"] = abs(c["error"]) <= c["tolerance"]
+    return out
+
+
+def other_engine_cases() -> list[dict]:
+    """Measurements from other engines and versions (NeMo/TensorRT-LLM, NIM FP8, vLLM 0.2x CI runs,
+    2023 vLLM), run through the bundled or derived profiles: how far the vLLM-0.6-fitted model
+    transfers (informative; ``calibrate/data/measured/other_published.csv`` names each source)."""
+    from agentwatt.core import step
+    from agentwatt.core.profile import load_profile
+    out = []
+    for r in M._rows("other_published.csv"):
+        lat = load_profile(r["profile"]).latency
+        b, i, o, q, v = int(r["batch"]), int(r["input_len"]), int(r["output_len"]), r["quantity"], float(r["value"])
+        ttft, e2e = M.static_batch(lat, b, i, o)
+        tpot = step.step_s(lat, 0, 0, 1, i + o / 2)
+        pred, unit = {"e2e": (e2e * 1e3, "ms"), "e2e_s": (e2e, "s"), "tpot": (tpot * 1e3, "ms"),
+                      "ttft": (ttft * 1e3, "ms"), "decode_tok_s": (1.0 / tpot, "tok/s")}[q]
+        out.append(dict(group="other engines (transfer)", case=f"{r['engine'][:28]} {r['profile']} b{b} {i}/{o} {q}",
+                        measured=v, predicted=pred, unit=unit, source=r["source"]))
     return out
 
 

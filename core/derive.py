@@ -48,6 +48,11 @@ class EngineFit:
 
 
 
+# GPUs whose tensor cores run FP8 at twice the dense BF16 rate (NVIDIA H100/H200 datasheets: 1,979 vs
+# 989 TFLOP/s dense; B200: 4.5 vs 2.25 PFLOP/s; L40S (Ada): 733 vs 362 TFLOP/s). Ampere has no FP8.
+FP8_TENSOR_CORES = frozenset({"h100", "h200", "b200", "l40s"})
+
+
 @dataclass(frozen=True, kw_only=True)
 class AllReduce:
     """One NCCL all-reduce among ``tp`` GPUs: alpha seconds + bytes / beta."""
@@ -61,6 +66,8 @@ def latency_model(model: ModelSpec, gpu: str, tp: int, chip: ChipFit, eng: Engin
     """The step-time coefficients of ``model`` on ``tp`` × ``gpu`` (see the module docstring)."""
     g = get_gpu(gpu)
     bw, peak = g.mem_bytes_per_s, g.flops
+    if weight_bytes == 1 and gpu in FP8_TENSOR_CORES:
+        peak *= 2.0   # FP8 weights and activations run the matmuls on FP8 tensor cores
     L, h = model.n_layers, model.hidden_size
     dense = model.attn_params_per_layer + (model.expert_params if model.experts <= 1 else 0)
     experts = model.experts * model.expert_params if model.experts > 1 else 0

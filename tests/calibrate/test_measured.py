@@ -34,6 +34,13 @@ def test_closed_batch_throughput_within_20_percent(dev_set):
     assert n >= 300 and ok / n >= 0.85 and mape < 0.12
 
 
+def test_other_engines_transfer_on_average(dev_set):
+    """Other engines and versions (NeMo, NIM FP8, newer vLLM, H200) from the vLLM-0.6 fit: informative,
+    but the mean must stay inside the closed-batch tolerance."""
+    ok, n, mape = dev_set["other engines (transfer)"]
+    assert n >= 15 and mape < 0.20
+
+
 def test_energy_per_request_mean_error(dev_set):
     ok, n, mape = dev_set["energy per request"]
     assert n >= 30 and mape < 0.30   # the ±15 % goal is not met for most cases yet (see the note)
