@@ -121,7 +121,8 @@ def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> t
     replicas = [Replica(env, i, profile, num_blocks=blocks, block_size=eng.block_size_tokens,
                         max_num_seqs=eng.max_num_seqs, max_num_batched_tokens=eng.max_num_batched_tokens,
                         prefix_caching=eng.prefix_caching, resolution_s=scenario.run.power_resolution_s,
-                        cap_w_per_gpu=gpu_cap_w(scenario, profile), step_skipping=eng.step_skipping)
+                        cap_w_per_gpu=gpu_cap_w(scenario, profile), step_skipping=eng.step_skipping,
+                        step_trace=scenario.run.step_trace)
                 for i in range(scenario.fleet.replicas)]
     router = Router(replicas, scenario.router.policy, scenario.router.session_affinity)
     return replicas, router, blocks

@@ -8,7 +8,8 @@ from pathlib import Path
 from agentwatt.core.io import atomic_write, atomic_write_json
 
 FILES = {"summary": "summary.json", "calls": "calls.parquet", "sessions": "sessions.parquet",
-         "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png"}
+         "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png",
+         "steps": "steps.csv"}
 
 
 def _provenance(summary: dict) -> bytes:
@@ -44,6 +45,15 @@ def write_results(results, out_dir: str | Path, plots: bool = True) -> dict[str,
     if getattr(results, "power_levels", None) is not None:
         _parquet(results.power_levels, out / FILES["power_levels"], prov)
         written["power_levels"] = out / FILES["power_levels"]
+    if getattr(results, "steps", None) is not None:   # [run] step_trace: the format of core/steptrace.py
+        from agentwatt.core.steptrace import write_step_trace
+        df = results.steps
+        rows = zip(*(df[c].tolist() for c in df.columns))
+        rows = ((*r[:6], None if r[6] != r[6] else r[6], *r[7:]) for r in rows)   # NaN energy: an empty cell
+        write_step_trace(out / FILES["steps"], rows, extra_columns=list(df.columns[7:]),
+                         comment=f"agentwatt step trace of scenario {results.summary.get('scenario')!r}, seed "
+                                 f"{results.summary.get('seed')}: one row per engine step, all replicas")
+        written["steps"] = out / FILES["steps"]
     if plots:
         written["latency_cdf"] = P.latency_cdf(results.calls, results.sessions, out / FILES["latency_cdf"])
         if results.power is not None:

@@ -10,6 +10,11 @@ idle-empty and capped seconds and joules per time bin, each request's share of a
 tokens, the idle-tool joules shared among the sessions waiting on tools, KV use. ``counters()`` is
 the replica's row for the summary. A load-aware router learns of each change of the outstanding
 count through ``on_load``.
+
+With ``[run] step_trace = true`` the replica also keeps one row per engine step that ended
+(``trace``, ``core/steptrace.py`` columns): a decode block of k steps adds k rows from its closed
+form (step j starts at ``DecodeBlock.end(j)``, takes ``first + growth_s·j`` and reads ``D·j`` more
+context tokens), so tracing leaves step skipping, and every simulated number, as they are.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ class Replica:
     def __init__(self, env: simpy.Environment, index: int, profile: Profile, *, num_blocks: int,
                  block_size: int, max_num_seqs: int, max_num_batched_tokens: int,
                  prefix_caching: bool, resolution_s: float, cap_w_per_gpu: float | None = None,
-                 step_skipping: bool = True) -> None:
+                 step_skipping: bool = True, step_trace: bool = False) -> None:
         self.env = env
         self.index = index
         self.profile = profile
@@ -41,6 +46,8 @@ class Replica:
         self.step_skipping = step_skipping
         self.books = ReplicaBooks(index, step.idle_power_w(profile), resolution_s)
         self.on_load = None   # callback(index, outstanding) on each change (set by a load-aware router)
+        # one row per step that ended (core/steptrace.py COLUMNS order) when the run keeps a step trace
+        self.trace: list[tuple] | None = [] if step_trace else None
         self._wake: simpy.Event | None = None
         env.process(self._loop())
 
@@ -107,6 +114,11 @@ class Replica:
             end_k = blk.end(k)
             if end_k > elapsed:
                 yield env.timeout(end_k - elapsed)
+        if self.trace is not None:   # the block's k steps one by one, from its closed form
+            ctx, g_j = plan.decode_ctx, blk.energy_growth
+            for j in range(k):
+                e = None if blk.energy0 is None else blk.energy0 + g_j * j
+                self.trace.append((t0 + blk.end(j), blk.first + blk.growth_s * j, 0, 0, b, ctx + b * j, e))
         finished = advance_decode(st, plan, k, env.now)
         used1 = st.kv.num_used + sum(len(r.blocks) for r in finished)  # before finished ones freed
         self.books.block_ends(plan, k, used0, used1)
@@ -141,9 +153,13 @@ class Replica:
                 if blk is not None:
                     yield from self._decode_block(plan, k, cost, blk)
                     continue
-            books.step_begins(env.now, cost, st.kv.num_used)
+            t0 = env.now
+            books.step_begins(t0, cost, st.kv.num_used)
             yield env.timeout(cost.seconds)
             books.step_ends(plan)
+            if self.trace is not None:
+                self.trace.append((t0, cost.seconds, plan.prefill_tokens, plan.prefill_attn, plan.decode_seqs,
+                                   plan.decode_ctx, None if cost.watts is None else cost.watts * cost.seconds))
             finished = complete(st, plan, env.now)
             if finished:
                 self._load_changed()

@@ -34,7 +34,8 @@ from agentwatt.traces.schema import Session
 @dataclass(repr=False)
 class Results:
     """One run: ``summary`` (what ``summary.json`` holds), tables of calls, sessions and fleet power
-    (``None`` without a power model), facility power levels; ``write(folder)`` saves them all."""
+    (``None`` without a power model), facility power levels, and with ``[run] step_trace = true`` the
+    engine steps (``steps``, written as ``steps.csv``); ``write(folder)`` saves them all."""
 
     scenario: Scenario
     profile: Profile
@@ -43,6 +44,7 @@ class Results:
     sessions: pd.DataFrame
     power: pd.DataFrame | None
     power_levels: pd.DataFrame | None = None
+    steps: pd.DataFrame | None = None   # [run] step_trace: one row per engine step (core/steptrace.py columns + replica)
 
     def __repr__(self) -> str:
         s = self.summary
@@ -146,7 +148,18 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
         levels = levels_frame(fp, scenario.facility)
     summary["wall_time_s"] = round(time.perf_counter() - wall0, 3)
     return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power,
-                   power_levels=levels)
+                   power_levels=levels, steps=steps_frame(replicas) if scenario.run.step_trace else None)
+
+
+def steps_frame(replicas) -> pd.DataFrame:
+    """The replicas' step rows (``core/steptrace.py`` columns, then ``replica``) in time order."""
+    from agentwatt.core.steptrace import COLUMNS
+    frames = [pd.DataFrame(r.trace or [], columns=list(COLUMNS)).assign(replica=r.index) for r in replicas]
+    df = pd.concat(frames, ignore_index=True)
+    for c in ("prefill_tokens", "prefill_attn", "decode_seqs", "decode_ctx", "replica"):
+        df[c] = df[c].astype("int64")
+    df["energy_j"] = df["energy_j"].astype("float64")
+    return df.sort_values(["start_s", "replica"], kind="stable", ignore_index=True)
 
 
 def _check_times(scenario: Scenario, calls: pd.DataFrame, sessions: pd.DataFrame, t_end: float) -> None:

@@ -23,6 +23,7 @@ class RunConfig:
     duration_s: float = 300.0          # arrivals stop at this simulated time
     drain_timeout_s: float = 600.0     # then wait at most this long for sessions in flight
     power_resolution_s: float = 1.0
+    step_trace: bool = False           # keep one row per engine step (Results.steps, steps.csv)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,13 +253,14 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
         profile = str((base_dir / profile)) if not Path(profile).is_absolute() else profile
 
     t = _table(data, "run", where)
-    _check_keys(t, {"seed", "duration_s", "drain_timeout_s", "power_resolution_s"}, where, "run")
+    _check_keys(t, {"seed", "duration_s", "drain_timeout_s", "power_resolution_s", "step_trace"}, where, "run")
     d = RunConfig()
     run = RunConfig(seed=_num(t, "seed", d.seed, where, "run", integer=True, lo=0, hi=2**63 - 1),
                     duration_s=_num(t, "duration_s", d.duration_s, where, "run", lo=0, lo_open=True, hi=1e9),
                     drain_timeout_s=_num(t, "drain_timeout_s", d.drain_timeout_s, where, "run", lo=0, hi=1e9),
                     power_resolution_s=_num(t, "power_resolution_s", d.power_resolution_s, where, "run",
-                                            lo=0.001, hi=86400))
+                                            lo=0.001, hi=86400),
+                    step_trace=_bool(t, "step_trace", d.step_trace, where, "run"))
 
     t = _table(data, "fleet", where)
     _check_keys(t, {"replicas"}, where, "fleet")
