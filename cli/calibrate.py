@@ -152,12 +152,15 @@ def transfer_cmd(profile: str, to: str, model: str | None, tp: int, out: Path) -
 @click.option("--clock", type=click.Choice(["auto", "virtual", "wall"]), default="auto", show_default=True,
               help="virtual: advance by timed step CPU time (one-thread CPU); wall: real time.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False, path_type=Path), help="Report JSON to write.")
+@click.option("--steps", "steps_out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the serving loop's step trace (CSV, the format fit-trace reads).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar (only on a terminal).")
 def check_cmd(profile: str, device: str | None, minutes: float, rate: float | None, seed: int, prompt_tokens: int,
               output_tokens: int, lengths: str, max_num_seqs: int | None, max_num_batched_tokens: int | None,
-              clock: str, out: Path | None, progress: bool) -> None:
+              clock: str, out: Path | None, steps_out: Path | None, progress: bool) -> None:
     """Serve generated requests for real with PROFILE's model on its device, replay them in the simulator
-    with PROFILE, and print the errors (latency p50/p99, energy per request, power series)."""
+    with PROFILE, and print the errors (latency p50/p99, energy per request, power series); beside them, a
+    profile fitted to the first half of the loop's own step trace, checked on the rest."""
     require_torch("calibrate check")
     from agentwatt.validate.check import CheckSettings, check, summarize_check
 
@@ -167,10 +170,12 @@ def check_cmd(profile: str, device: str | None, minutes: float, rate: float | No
     settings = CheckSettings(minutes=minutes, rate_per_s=rate, seed=seed, prompt_tokens=prompt_tokens,
                              output_tokens=output_tokens, lengths=lengths, max_num_seqs=max_num_seqs,
                              max_num_batched_tokens=max_num_batched_tokens, clock=clock)
-    report = check(profile, device, settings, out, progress=progress)
+    report = check(profile, device, settings, out, progress=progress, steps_out=steps_out)
     click.echo(summarize_check(report))
     if out is not None:
         click.echo(f"wrote {out}")
+    if steps_out is not None:
+        click.echo(f"wrote {steps_out}")
 
 
 @calibrate_cmd.command("fit-trace")

@@ -9,6 +9,13 @@
       ─► errors of p50/p99 TTFT and end-to-end latency, energy per request, and where a power
          series exists the validate/powercompare.py metrics (ΔE, ACF R², KS, P95/P99)
 
+A second profile is fitted to the loop's own step trace (``validate/serve.py`` ``trace_rows``, the
+format of ``agentwatt calibrate fit-trace``) on the steps before the arrival of the first half of the
+requests, and checked beside the micro-benchmark profile on the rest (``step_trace_check``): the
+step-time error of the later steps and the replay's latency errors for the later requests. It
+removes the micro-benchmark vs serving mismatch (loop costs, padded attention, the machine's speed
+now) that the probes below only explain.
+
 Errors are (simulated − measured) / measured. Two simulations are reported: the profile as
 calibrated, and the profile plus the loop's own costs measured in the same run (the mean per-step
 time outside the model, the padded decode attention's extra KV reads, the step code's extra over the
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +43,7 @@ from agentwatt.core.errors import InputError
 from agentwatt.traces.schema import LLMCall, Segment, Session
 
 GOALS = {"latency_p50": 0.05, "latency_p99": 0.10, "energy_per_request": 0.05, "acf_r2": 0.95}
+TRACE_FIT_PART = 0.5          # the step-trace profile is fitted to the steps before the arrival of this share of requests
 TARGET_BATCH_FRACTION = 0.25  # default arrival rate: a mean decode batch of this fraction of max_num_seqs
 PROBE_MAX_STEP_S = 0.1        # the drift probe re-times only sweep points at most this long
 
@@ -213,8 +221,9 @@ def _load_checkable(path: str | Path) -> Profile:
 
 
 def check(profile_path: str | Path, device: str | None = None, settings: CheckSettings = CheckSettings(),
-          out: Path | None = None, *, meter=None, progress: bool = False) -> dict[str, Any]:
-    """Run the fidelity check; returns the report (and writes it to ``out`` as JSON)."""
+          out: Path | None = None, *, meter=None, progress: bool = False, steps_out: Path | None = None) -> dict[str, Any]:
+    """Run the fidelity check; returns the report (and writes it to ``out`` as JSON, and the serving
+    loop's step trace to ``steps_out`` as CSV)."""
     from agentwatt.calibrate.meters import pick_meter
     from agentwatt.calibrate.run import resolve_device
     prof = _load_checkable(profile_path)
@@ -234,13 +243,13 @@ def check(profile_path: str | Path, device: str | None = None, settings: CheckSe
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _check(prof, str(profile_path), dev, settings, out, meter or pick_meter(str(dev)), progress)
+        return _check(prof, str(profile_path), dev, settings, out, meter or pick_meter(str(dev)), progress, steps_out)
     finally:
         torch.set_num_threads(before)
 
 
 def _check(prof: Profile, where: str, dev: torch.device, st: CheckSettings, out: Path | None, meter,
-           progress: bool) -> dict[str, Any]:
+           progress: bool, steps_out: Path | None = None) -> dict[str, Any]:
     from agentwatt.calibrate.models import build_model, get_preset
     from agentwatt.calibrate.run import sync_for, cpu_model_name, step_timer
     t_start = time.perf_counter()
@@ -281,6 +290,11 @@ def _check(prof: Profile, where: str, dev: torch.device, st: CheckSettings, out:
     report = build_report(prof, where, res, st, seqs, budget, rate, drift0, drift1, path, notes,
                           meter_reason=None if meter is None else meter.reason)
     report["wall_time_s"] = round(time.perf_counter() - t_start, 3)
+    if steps_out is not None:
+        from agentwatt.validate.serve import write_trace
+        write_trace(res, steps_out, comment=f"agentwatt calibrate check serving loop: {prof.name} ({prof.provenance.get('preset')}) "
+                                            f"on {report['device_name']}, {res.clock} clock, seed {st.seed}")
+        report["step_trace_file"] = str(steps_out)
     if out is not None:
         from agentwatt.core.io import atomic_write_json
         atomic_write_json(out, _clean(report))
@@ -335,6 +349,7 @@ def build_report(prof: Profile, where: str, res: ServeResult, st: CheckSettings,
     lat_speed = (compare_latency(measured, simulate_replay(replace(prof, latency=speed_lat), res.specs, **engine))
                  if speed_lat is not None else None)
     energy, power = _energy_and_power(prof, res, sim, meter_reason)
+    trace = step_trace_check(prof, res, measured, sim, engine)
     report: dict[str, Any] = {
         "profile": where, "profile_name": prof.name, "preset": prof.provenance.get("preset"),
         "device": str(prof.provenance.get("device")), "device_name": prof.hardware.device_name,
@@ -362,13 +377,81 @@ def build_report(prof: Profile, where: str, res: ServeResult, st: CheckSettings,
                                                   "comparison scales the profile by it and adds the loop costs, so "
                                                   "what remains is the step model's own error at this workload"},
         "energy": energy, "power": power,
+        "step_trace_profile": trace,
     }
-    report["goals"] = goals(lat, lat_adj, energy, power)
+    report["goals"] = goals(lat, lat_adj, energy, power, trace)
     if lat_speed is not None:
         report["diagnostic_errors_at_current_speed"] = {f"{k}.{q}": lat_speed[k]["error"][q]
                                                         for k in ("ttft_s", "e2e_s") for q in ("p50", "p99")}
     report["notes"] = notes + explain(report)
     return report
+
+
+def step_trace_check(prof: Profile, res: ServeResult, measured: dict[str, np.ndarray], sim: dict[str, Any],
+                     engine: dict[str, Any], fit_part: float = TRACE_FIT_PART) -> dict[str, Any]:
+    """Fit a profile to the loop's own step trace before the split (the arrival of the first
+    ``fit_part`` of the requests) and check it, beside the micro-benchmark profile, on the rest: the
+    steps that start after the split (step-time error) and the requests that arrive after it (the
+    replay's latency and energy errors)."""
+    from agentwatt.calibrate.fit_trace import MIN_ROWS, fit_trace
+    from agentwatt.core.steptrace import StepTrace
+    from agentwatt.validate.serve import trace_rows
+    n = len(res.specs)
+    k = int(fit_part * n)
+    if not 0 < k < n:
+        return {"available": False, "reason": f"{n} requests: too few to fit on a first part and check on the rest"}
+    split = float(res.specs[k].arrival_s)
+    rows = trace_rows(res)
+    fit_rows = [r for r in rows if r[0] < split]
+    rest = [r for r in rows if r[0] >= split]
+    if len(fit_rows) < MIN_ROWS or not rest:
+        return {"available": False, "reason": f"{len(fit_rows)} loop steps before the split at {split:.3f} s and "
+                                              f"{len(rest)} after: expected at least {MIN_ROWS} and 1"}
+    where = f"calibrate check serving log, steps before {split:.3f} s"
+    try:
+        tprof = fit_trace(StepTrace(path=where, rows=tuple(fit_rows), has_energy_column=True),
+                          name=f"{prof.name}-steptrace", model=prof.model, hardware=prof.hardware,
+                          model_from=f"the checked profile {prof.name}")
+    except InputError as e:
+        return {"available": False, "reason": str(e)}
+    sim_t = simulate_replay(tprof, res.specs, **engine)
+    late = np.array([s.arrival_s >= split for s in res.specs])
+
+    def part(d: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {key: np.asarray(d[key])[late] for key in ("ttft_s", "e2e_s")}
+
+    def steps_err(lat: LatencyModel) -> dict[str, float]:
+        a = np.array([[r[1], lat.step_s(*r[2:6])] for r in rest])
+        e = (a[:, 1] - a[:, 0]) / a[:, 0]
+        return {"mape": float(np.mean(np.abs(e))), "median_error": float(np.median(e)),
+                "total_error": float(a[:, 1].sum() / a[:, 0].sum() - 1.0)}
+
+    energy: dict[str, Any] = {"available": False, "reason": res.energy_reason or "no energy meter"}
+    if res.energy_j is not None:
+        m = float(np.mean(res.energy_j[late]))
+        energy = {"available": True, "measured_j_per_request": m}
+        for label, s in (("microbenchmark", sim), ("step_trace", sim_t)):
+            energy[label] = (None if s["energy_j"] is None else pct_error(float(np.mean(s["energy_j"][late])), m))
+    lat = tprof.latency
+    return {
+        "available": True, "split_s": split, "fit_requests": k, "check_requests": int(late.sum()),
+        "fit_steps": len(fit_rows), "check_steps": len(rest),
+        "form": tprof.provenance["form"], "forms": tprof.provenance["forms"],
+        "latency_model": {f: getattr(lat, f) for f in ("overhead_s", "prefill_token_s", "prefill_attn_s",
+                                                       "decode_seq_s", "decode_ctx_s", "weight_s", "token_s",
+                                                       "overlap_p")},
+        "fit": asdict(lat.fit) if lat.fit is not None else None,
+        "power": ({"available": True, "idle_w": tprof.power.idle_w, "compute_w": tprof.power.compute_w,
+                   "memory_w": tprof.power.memory_w} if tprof.power.available
+                  else {"available": False, "reason": tprof.power.reason}),
+        "steps_after_split": {"microbenchmark": steps_err(prof.latency), "step_trace": steps_err(lat)},
+        "latency_after_split": {"microbenchmark": compare_latency(part(measured), part(sim)),
+                                "step_trace": compare_latency(part(measured), part(sim_t))},
+        "energy_after_split": energy,
+        "note": "step-trace profile: fit-trace (calibrate/fit_trace.py) on the loop's steps before the split "
+                "(duration = the loop clock a step occupies, bookkeeping included); both profiles checked on "
+                "the steps and requests after it, the replay covering every request",
+    }
 
 
 def _energy_and_power(prof: Profile, res: ServeResult, sim: dict, meter_reason: str | None) -> tuple[dict, dict]:
@@ -394,9 +477,12 @@ def _speed_ratio(drift0: dict, drift1: dict) -> float | None:
     return float(np.exp(np.mean(np.log(r)))) if r else None
 
 
-def goals(lat: dict, lat_adj: dict, energy: dict, power: dict) -> dict[str, Any]:
+def goals(lat: dict, lat_adj: dict, energy: dict, power: dict, trace: dict | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for label, block in (("profile", lat), ("loop_adjusted", lat_adj)):
+    blocks = [("profile", lat), ("loop_adjusted", lat_adj)]
+    if trace and trace.get("available"):   # the step-trace profile on the requests after the split
+        blocks.append(("step_trace", trace["latency_after_split"]["step_trace"]))
+    for label, block in blocks:
         for k in ("ttft_s", "e2e_s"):
             for q in ("p50", "p99"):
                 err, goal = block[k]["error"][q], GOALS[f"latency_{q}"]
@@ -485,6 +571,7 @@ def summarize_check(r: dict) -> str:
     lines.append(f"measured: TTFT p50 {m['ttft_s']['measured']['p50'] * 1e3:.1f} ms, p99 "
                  f"{m['ttft_s']['measured']['p99'] * 1e3:.1f} ms; e2e p50 {m['e2e_s']['measured']['p50']:.3f} s, "
                  f"p99 {m['e2e_s']['measured']['p99']:.3f} s")
+    lines += _trace_lines(r.get("step_trace_profile"))
     en = r["energy"]
     lines.append(f"energy per request: error {100 * en['error']:+.1f} % ({en['measured_j_per_request']:.3f} J measured)"
                  if en.get("available") else f"energy per request: unavailable: {en['reason']}")
@@ -498,3 +585,33 @@ def summarize_check(r: dict) -> str:
                  f"energy ≤ {100 * GOALS['energy_per_request']:.0f} %, ACF R² ≥ {GOALS['acf_r2']})")
     lines += [f"note: {n}" for n in r["notes"]]
     return "\n".join(lines)
+
+
+def _trace_lines(t: dict | None) -> list[str]:
+    """The micro-benchmark profile and the step-trace profile side by side, on the part after the split."""
+    if not t:
+        return []
+    if not t.get("available"):
+        return [f"step-trace profile: unavailable: {t['reason']}"]
+    f = t["fit"] or {}
+    hold = f.get("holdout_mape")
+    out = [f"step-trace profile ({t['form']} form, fitted to the loop's first {t['fit_steps']} steps, before "
+           f"{t['split_s']:.2f} s{'' if hold is None else f'; held-out step MAPE {100 * hold:.1f} %'}), checked beside "
+           f"the micro-benchmark profile on the last {t['check_steps']} steps and the {t['check_requests']} requests "
+           f"arriving after the split:",
+           f"  {'':<24}{'micro-benchmark':>18}{'step trace':>14}"]
+    st = t["steps_after_split"]
+    out.append(f"  {'step time MAPE':<24}{100 * st['microbenchmark']['mape']:>16.1f} %{100 * st['step_trace']['mape']:>12.1f} %")
+    out.append(f"  {'step time total':<24}{100 * st['microbenchmark']['total_error']:>+16.1f} %"
+               f"{100 * st['step_trace']['total_error']:>+12.1f} %")
+    la = t["latency_after_split"]
+    for k, name in (("ttft_s", "TTFT"), ("e2e_s", "e2e")):
+        for q in ("p50", "p99"):
+            a, b = la["microbenchmark"][k]["error"][q], la["step_trace"][k]["error"][q]
+            out.append(f"  {name + ' ' + q + ' error':<24}{100 * a:>+16.1f} %{100 * b:>+12.1f} %")
+    en = t["energy_after_split"]
+    if en.get("available"):
+        def pc(v):
+            return "n/a" if v is None else f"{100 * v:+.1f} %"
+        out.append(f"  {'energy/request error':<24}{pc(en['microbenchmark']):>18}{pc(en['step_trace']):>14}")
+    return out

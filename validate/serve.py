@@ -92,6 +92,7 @@ class StepRecord:
     items: list[tuple[int, int]]   # (request index, tokens computed for it)
     padding_tokens: int = 0        # KV positions the padded decode attention read beyond sum(ctx)
     batched_decode: bool = True
+    span_s: float | None = None    # loop clock from start until the next step could begin (bookkeeping included)
 
 
 @dataclass
@@ -258,7 +259,8 @@ def serve(model: Decoder, specs: list[RequestSpec], *, max_num_seqs: int, max_nu
                 if progress is not None:
                     progress(1)
             t2 = timer()
-            steps.append(StepRecord(start_s=start, end_s=end, total_s=t2 - t0, forward_s=f1 - f0,
+            span = t2 - t0 if virtual else wall_now() - start
+            steps.append(StepRecord(start_s=start, end_s=end, total_s=t2 - t0, forward_s=f1 - f0, span_s=span,
                                     prefill_tokens=plan.prefill_tokens, prefill_attn=plan.prefill_attn,
                                     decode_seqs=plan.decode_seqs, decode_ctx=plan.decode_ctx,
                                     items=[(r.rid, k) for r, k in plan.items], padding_tokens=info.padding_tokens,
@@ -297,3 +299,22 @@ def attribute_energy(steps: list[StepRecord], power, n_requests: int) -> tuple[n
     if missed > len(steps) // 100:
         return None, f"{missed} of {len(steps)} steps fell outside the power series"
     return out, None
+
+
+def trace_rows(res: ServeResult, steps: list[StepRecord] | None = None) -> list[tuple]:
+    """The loop's steps as step-trace rows (``core/steptrace.py``): ``duration_s`` is the loop clock a
+    step occupies (schedule, forward, sampling and bookkeeping, until the next step could begin),
+    ``energy_j`` the power series' joules over it (empty without a meter)."""
+    rows = []
+    for st in res.steps if steps is None else steps:
+        span = max(st.span_s if st.span_s is not None else st.end_s - st.start_s, 1e-9)
+        e = res.power.energy_j(st.start_s, st.start_s + span) if res.power is not None else None
+        rows.append((float(st.start_s), float(span), st.prefill_tokens, st.prefill_attn, st.decode_seqs,
+                     st.decode_ctx, e))
+    return rows
+
+
+def write_trace(res: ServeResult, path, comment: str | None = None):
+    """Write the loop's step trace as CSV (the format ``agentwatt calibrate fit-trace`` reads)."""
+    from agentwatt.core.steptrace import write_step_trace
+    return write_step_trace(path, trace_rows(res), comment=comment)

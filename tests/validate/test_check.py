@@ -141,6 +141,18 @@ def test_default_rate_targets_a_quarter_of_the_batch():
 
 # ------------------------------------------------------------------------------ power series
 
+def test_loop_steps_become_step_trace_rows():
+    from agentwatt.validate.serve import ServeResult, trace_rows
+    ps = PowerSeries(t0=np.array([0.0, 1.0]), t1=np.array([1.0, 2.0]), watts=np.array([100.0, 200.0]), source="x")
+    steps = [StepRecord(0.0, 0.4, 0.45, 0.3, 8, 64, 0, 0, [(0, 8)], span_s=0.5),
+             StepRecord(0.5, 1.4, 1.0, 0.8, 0, 0, 2, 30, [(0, 1), (1, 1)])]   # no span: end - start
+    res = ServeResult(specs=[], first_token_s=np.array([]), finish_s=np.array([]), steps=steps, clock="wall",
+                      timer="perf_counter", wall_s=2.0, kv_capacity_tokens=64, power=ps)
+    rows = trace_rows(res)
+    assert rows[0][:6] == (0.0, 0.5, 8, 64, 0, 0) and rows[0][6] == pytest.approx(50.0)
+    assert rows[1][:6] == (0.5, pytest.approx(0.9), 0, 0, 2, 30) and rows[1][6] == pytest.approx(50.0 + 80.0)
+
+
 def test_power_series_integrates_and_attributes_by_tokens():
     ps = PowerSeries(t0=np.array([0.0, 1.0]), t1=np.array([1.0, 2.0]), watts=np.array([100.0, 200.0]), source="x")
     assert ps.energy_j(0.5, 1.5) == pytest.approx(150.0) and ps.energy_j(1.5, 2.5) is None
@@ -163,9 +175,10 @@ def test_short_check_on_cpu_runs_and_reports_finite_errors(small_profile, tmp_pa
     """Through the CLI: `agentwatt calibrate check PROFILE --minutes 0.1 ... --out report.json`."""
     import json
 
-    out = tmp_path / "report.json"
+    out, steps = tmp_path / "report.json", tmp_path / "steps.csv"
     res = run_cli(["calibrate", "check", small_profile, "--minutes", SHORT.minutes, "--prompt-tokens",
-                   SHORT.prompt_tokens, "--output-tokens", SHORT.output_tokens, "--out", out, "--no-progress"])
+                   SHORT.prompt_tokens, "--output-tokens", SHORT.output_tokens, "--out", out, "--steps", steps,
+                   "--no-progress"])
     print("\n" + res.output)
     assert res.exit_code == 0, res.output
     text = res.output
@@ -181,6 +194,23 @@ def test_short_check_on_cpu_runs_and_reports_finite_errors(small_profile, tmp_pa
     assert r["energy"]["available"] is False and r["energy"]["reason"]   # no RAPL here: said, never 0 J
     assert set(r["goals"]) >= {"profile.ttft_s.p50", "profile.e2e_s.p99", "loop_adjusted.e2e_s.p50"}
     assert r["loop"]["steps_vs_profile"]["all"]["steps"] == r["loop"]["steps"] > 0
+    # the step-trace profile, fitted to the loop's first steps, beside the micro-benchmark one on the rest
+    t = r["step_trace_profile"]
+    assert t["available"], t
+    assert t["fit_steps"] + t["check_steps"] == r["loop"]["steps"] and t["check_requests"] > 0
+    assert t["form"] in ("additive", "smooth roofline") and not t["power"]["available"]
+    for label in ("microbenchmark", "step_trace"):
+        assert math.isfinite(t["steps_after_split"][label]["mape"])
+        for k in ("ttft_s", "e2e_s"):
+            assert math.isfinite(t["latency_after_split"][label][k]["error"]["p50"])
+    # fitted on the loop's own steps, its step time beats the micro-benchmark profile's on the later steps
+    assert t["steps_after_split"]["step_trace"]["mape"] < t["steps_after_split"]["microbenchmark"]["mape"]
+    assert "step-trace profile (" in text and "micro-benchmark" in text and "step time MAPE" in text
+    assert "step_trace.e2e_s.p50" in r["goals"] and f"wrote {steps}" in text
+    # the loop's step trace is the fit-trace format, one row per loop step
+    from agentwatt.core.steptrace import read_step_trace
+    tr = read_step_trace(steps)
+    assert len(tr) == r["loop"]["steps"] and tr.energy_rows == 0
 
 
 def test_wall_clock_check_with_a_meter_compares_energy_and_power(small_profile):
@@ -192,6 +222,9 @@ def test_wall_clock_check_with_a_meter_compares_energy_and_power(small_profile):
     assert e["available"] and e["measured_j_per_request"] > 0 and math.isfinite(e["error"])
     assert r["power"]["available"] and r["power"]["seconds_compared"] >= 2
     assert "energy_per_request" in r["goals"] and "acf_r2" in r["goals"]
+    t = r["step_trace_profile"]   # metered steps: the step-trace profile has a power model too
+    if t["available"]:
+        assert t["power"]["available"] and t["energy_after_split"]["available"]
 
 
 def test_check_refuses_profiles_it_cannot_rebuild(tmp_path):
