@@ -2,7 +2,7 @@
 
 Vidur (PyPI ``vidur==0.0.26``) predicts the time of one iteration (one engine step) from
 per-layer operator times, in milliseconds per layer, that it reads from profiling CSVs
-(``shared/docs/anchors.md`` §5). Its per-iteration time, as computed by its native
+(``docs/anchors.md`` §5). Its per-iteration time, as computed by its native
 ``ExecutionTime.total_time`` (checked on 0.0.26: every term below is multiplied by the number of
 layers, ``attn_kv_cache_save`` is left out of the sum, and TP/PP communication is 0 at TP1 PP1)::
 
@@ -26,7 +26,7 @@ Our step model (``core/profile.py``)::
 maps onto it exactly at the grid points (``T`` a multiple of 8, every K a multiple of g, every
 p a multiple of 32):
 
-* the linear-in-tokens cost goes either (``token_op="mlp"``, the recipe of anchors.md §5) into
+* the linear-in-tokens cost goes either (``token_op="mlp"``, the recipe of docs/anchors.md §5) into
   ONE op, ``mlp_up_proj(n) = min(c_p, c_d) * n / L``, which Vidur charges on all tokens of the
   batch, prefill and decode alike (if ``c_p != c_d`` the excess goes per token into
   ``attn_prefill`` as ``(c_p - c_d) * p`` or into ``attn_decode`` as ``(c_d - c_p) * D``; the

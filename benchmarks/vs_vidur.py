@@ -9,7 +9,7 @@ Run::
     python benchmarks/vs_vidur.py --vidur-python /tmp/vidur-venv/bin/python
     python benchmarks/vs_vidur.py --vidur-python ... --limit 2000 --routing lor     # quick look
 
-What it does (``shared/docs/anchors.md`` §5):
+What it does (``docs/anchors.md`` §5):
 
 1. exports our profile (default the bundled ``llama-3.1-8b_a100-40gb``, Llama-3-8B shaped) to
    Vidur's profiling schema in an HF-hub-style cache (``benchmarks/vidur_export.py`` explains the
@@ -38,7 +38,7 @@ small. The linear-in-tokens cost of our step model is exported into Vidur's atte
 default (``--token-op attention``): Vidur looks its one-token-count ops (``mlp_up_proj`` …) up
 at the batch's token count rounded up to a multiple of 8, which charges a lone decoding sequence
 for 8 tokens (+8.5 % per decode step with the A100 profile); ``--token-op mlp`` is the plain
-recipe of anchors.md §5 and shows that effect. Vidur's chrome trace is off (we write no equivalent); its request, batch and utilisation
+recipe of docs/anchors.md §5 and shows that effect. Vidur's chrome trace is off (we write no equivalent); its request, batch and utilisation
 metrics stay on.
 """
 from __future__ import annotations
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kv-granularity", type=int, default=16, help="Vidur kv_cache_prediction_granularity")
     ap.add_argument("--token-op", default="attention", choices=("attention", "mlp"),
                     help="where the linear-in-tokens cost goes in the export (see vidur_export.py): "
-                         "attention (default; exact for decode steps) or mlp (anchors.md §5 recipe; Vidur "
+                         "attention (default; exact for decode steps) or mlp (docs/anchors.md §5 recipe; Vidur "
                          "pads the batch's tokens to a multiple of 8)")
     ap.add_argument("--kv-capacity-tokens", type=int, default=None,
                     help="per replica (default: ours for the profile's card with this chunk budget)")

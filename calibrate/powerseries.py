@@ -2,7 +2,7 @@
 
 The sampler reads the meter's energy counter (``Meter.read_state``) every ``1/hz`` seconds and,
 whenever the counter advanced, records the interval and its mean watts (energy / time). The NVML
-counter steps every ~20-100 ms (power.md §1.4), so at 20 Hz some reads see no change; those are
+counter steps every ~20-100 ms (docs/power.md §1.4), so at 20 Hz some reads see no change; those are
 merged into the next interval instead of giving 0 W. RAPL counters advance every ~1 ms.
 
 ``energy_j(t0, t1)`` integrates the piecewise-constant series over any window (a serving step),

@@ -1,9 +1,9 @@
 """Reference profiles from the first release, kept for the roofline transfer checks (``calibrate transfer``):
 
-The paper's setup (Kim et al., HPCA 2026, paper.md §1.3): Llama-3.1-8B on one A100-40GB and
+The paper's setup (Kim et al., HPCA 2026, docs/paper.md §1.3): Llama-3.1-8B on one A100-40GB and
 Llama-3.1-70B on 8×A100-40GB (TP8 implied). Nobody measured these exact pairs with our step
 model, so each profile is an estimate assembled from cited numbers; every number below names its
-source (paper.md / power.md sections; tags [P] primary, [Q] paper quote, [I] our arithmetic).
+source (docs/paper.md / docs/power.md sections; tags [P] primary, [Q] paper quote, [I] our arithmetic).
 
 The bundled profiles are now built from measurements (``calibrate/published.py``); these estimates
 stay only as the reference the roofline transfer (``calibrate/transfer.py``) is checked against.
@@ -29,41 +29,41 @@ LLAMA_31_70B = ModelShape(name="llama-3.1-70b", n_layers=80, hidden_size=8192, n
 
 # ------------------------------------------------------------------ A100-SXM4 (GPU catalog, core/gpus.py)
 A100_40GB_HBM_BPS = GPUS["a100-40gb"].hbm_gbps * 1e9        # 1,555 GB/s HBM2 (NVIDIA A100 datasheet)
-A100_80GB_HBM_BPS = GPUS["a100-80gb"].hbm_gbps * 1e9        # 2,039 GB/s (power.md §4.2 [P])
-A100_BF16_FLOPS = GPUS["a100-40gb"].bf16_dense_tflops * 1e12  # dense BF16, 40GB and 80GB (power.md §4.2 [P])
-A100_TDP_W = GPUS["a100-40gb"].tdp_w                         # SXM TDP (power.md §4.2 [P])
+A100_80GB_HBM_BPS = GPUS["a100-80gb"].hbm_gbps * 1e9        # 2,039 GB/s (docs/power.md §4.2 [P])
+A100_BF16_FLOPS = GPUS["a100-40gb"].bf16_dense_tflops * 1e12  # dense BF16, 40GB and 80GB (docs/power.md §4.2 [P])
+A100_TDP_W = GPUS["a100-40gb"].tdp_w                         # SXM TDP (docs/power.md §4.2 [P])
 A100_MEM_GIB = GPUS["a100-40gb"].mem_gib
 
 # ------------------------------------------------------------------ published power (per GPU)
-A100_IDLE_W = GPUS["a100-80gb"].idle_w   # SplitwiseSim constant model, A100 idle (power.md §3.1 [P]), borrowed for 40GB
-A100_PREFILL_W = 400.0           # SplitwiseSim A100 prefill = TDP (power.md §3.1 [P])
-A100_DECODE_W = 250.0            # SplitwiseSim A100 decode (power.md §3.1 [P])
+A100_IDLE_W = GPUS["a100-80gb"].idle_w   # SplitwiseSim constant model, A100 idle (docs/power.md §3.1 [P]), borrowed for 40GB
+A100_PREFILL_W = 400.0           # SplitwiseSim A100 prefill = TDP (docs/power.md §3.1 [P])
+A100_DECODE_W = 250.0            # SplitwiseSim A100 decode (docs/power.md §3.1 [P])
 # Splitwise perf_model.csv, Llama-2-70B A100 TP2: 294 W at batch 1 → 318 W at batch 16
-# (power.md §3.2 [I]) = +24 W over 4 doublings:
+# (docs/power.md §3.2 [I]) = +24 W over 4 doublings:
 A100_DECODE_W_PER_DOUBLING_TP_SMALL = 24.0 / 4
-# Same data at TP8: 174 W (batch 1), 174 W (8), 183 W (16) (power.md §3.2 [I]):
+# Same data at TP8: 174 W (batch 1), 174 W (8), 183 W (16) (docs/power.md §3.2 [I]):
 A100_TP8_DECODE_W = 174.0
 A100_TP8_DECODE_W_PER_DOUBLING = (183.0 - 174.0) / 4
-# TP8 peak (prefill) 0.75–1.0 × TDP (power.md §3.2 [I]); midpoint:
+# TP8 peak (prefill) 0.75–1.0 × TDP (docs/power.md §3.2 [I]); midpoint:
 A100_TP8_PREFILL_W = 0.875 * A100_TDP_W
 
 # ------------------------------------------------------------------ efficiency factors
 # Prefill MFU on A100, Splitwise Llama-2-70B TP8: 30 %, 43 %, 34 % at 512/2048/8192 tokens
-# (power.md §4.3 [I]); the median:
+# (docs/power.md §4.3 [I]); the median:
 A100_PREFILL_MFU = 0.34
 
-# ShareGPT single-request mean latency on 8B/A100-40GB: 4.23 s (paper Table III, paper.md §2.9 [Q]),
-# ShareGPT mean lengths 161.31 in / 337.99 out (vLLM paper, traces-survey.md §2.5 [P]).
+# ShareGPT single-request mean latency on 8B/A100-40GB: 4.23 s (paper Table III, docs/paper.md §2.9 [Q]),
+# ShareGPT mean lengths 161.31 in / 337.99 out (vLLM paper, docs/traces-survey.md §2.5 [P]).
 PAPER_SHAREGPT_8B_LATENCY_S = 4.23
 SHAREGPT_MEAN_IN = 161.31
 SHAREGPT_MEAN_OUT = 337.99
 
-# Splitwise measured step times, Llama-2-70B, A100 TP8 (power.md §4.3 [P], splitwise-sim perf_model.csv).
+# Splitwise measured step times, Llama-2-70B, A100 TP8 (docs/power.md §4.3 [P], splitwise-sim perf_model.csv).
 # Decode: prompt 512, 128 output tokens → mean context 512 + 64 = 576 tokens per sequence [I].
 SPLITWISE_TP8_DECODE_MS = {1: 44.9, 8: 46.5, 16: 50.4, 32: 53.2, 64: 71.3}
 SPLITWISE_DECODE_CTX = 576
 SPLITWISE_TP8_PREFILL_MS = {512: 96.0, 2048: 274.0, 8192: 1544.0}
-# Roofline weight-read time of those runs at TP8 on the 80GB card: 8.5 ms (power.md §4.3 [I]).
+# Roofline weight-read time of those runs at TP8 on the 80GB card: 8.5 ms (docs/power.md §4.3 [I]).
 SPLITWISE_TP8_WEIGHT_READ_MS_80GB = 8.5
 
 REFERENCES = [
@@ -77,7 +77,7 @@ REFERENCES = [
 
 def _attn_flops_per_unit(m: ModelShape) -> float:
     """FLOPs per unit of the A feature (chunk × context): QKᵀ and AV, 2 FLOPs per MAC each,
-    causal half skipped → 2·layers·d_model [I from power.md §4.1 with causal halving]."""
+    causal half skipped → 2·layers·d_model [I from docs/power.md §4.1 with causal halving]."""
     return 2.0 * m.n_layers * m.hidden_size
 
 
@@ -125,7 +125,7 @@ def llama70b_8xa100_40gb() -> Profile:
     tp = 8
     # 40GB card: weight reads take longer than on the 80GB card of the Splitwise runs [I]:
     extra_s = SPLITWISE_TP8_WEIGHT_READ_MS_80GB * 1e-3 * (A100_80GB_HBM_BPS / A100_40GB_HBM_BPS - 1.0)
-    # KV read per context token per GPU at Splitwise's A100 TP2 achieved fraction, 62 % (power.md §4.3):
+    # KV read per context token per GPU at Splitwise's A100 TP2 achieved fraction, 62 % (docs/power.md §4.3):
     decode_ctx_s = (m.kv_bytes_per_token / tp) / (0.62 * A100_40GB_HBM_BPS)
     # Least squares (non-negative, relative error) on the measured TP8 points:
     rows, y = [], []

@@ -359,7 +359,7 @@ FORMULAS = {
 # ------------------------------------------------------------------------------ error band
 
 # Splitwise measured step times, Llama-2-70B on DGX-H100 TP8, prompt 512 / 128 output tokens
-# (power.md §4.3 [P], splitwise-sim data/perf_model.csv):
+# (docs/power.md §4.3 [P], splitwise-sim data/perf_model.csv):
 SPLITWISE_H100_TP8_DECODE_MS = {1: 29.7, 8: 32.4, 16: 34.2, 32: 38.9, 64: 50.0}
 SPLITWISE_H100_TP8_PREFILL_MS = {512: 57.0, 2048: 137.0, 8192: 848.0}
 
@@ -400,7 +400,7 @@ def transfer_checks() -> list[dict[str, Any]]:
     lat_h100, _, _ = transfer_latency(p70.latency, work_of(p70.model, 8), a100, work_of(p70.model, 8),
                                       rates_of(GPUS["h100"]))
     c2 = {"name": "llama-3.1-70b 8xA100-40GB -> 8xH100 (GPU)",
-          "reference": "Splitwise measured Llama-2-70B DGX-H100 TP8 step times (power.md §4.3 [P])",
+          "reference": "Splitwise measured Llama-2-70B DGX-H100 TP8 step times (docs/power.md §4.3 [P])",
           **_score(lat_h100, _points(SPLITWISE_H100_TP8_DECODE_MS, SPLITWISE_H100_TP8_PREFILL_MS,
                                      published.SPLITWISE_DECODE_CTX))}
     return [c1, c2]

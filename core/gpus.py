@@ -1,7 +1,7 @@
 """GPU catalog: the datasheet numbers a roofline transfer needs, one row per GPU, each with its source.
 
 Units are in the field names. ``None`` means no source gave the number; ``notes`` says so. Tags as in
-``power.md``: [P] primary source (NVIDIA datasheet / user guide, or a simulator's data file),
+``docs/power.md``: [P] primary source (NVIDIA datasheet / user guide, or a simulator's data file),
 [S] secondary summary of a primary source, [I] our arithmetic.
 
 * ``hbm_gbps``: peak memory bandwidth, GB/s (10⁹ bytes/s).
@@ -30,10 +30,10 @@ KLOCKWOOD_A100 = "https://glennklockwood.com/garden/processors/A100 (from the NV
 KLOCKWOOD_B200 = "https://glennklockwood.com/garden/processors/B200 (HGX B200 at 1,000 W)"
 A100_DATASHEET = "NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB/80GB columns)"
 H100_DATASHEET = "NVIDIA H100 Tensor Core GPU datasheet (H100 SXM column)"
-H200_DATASHEET = "NVIDIA H200 Tensor Core GPU datasheet (H200 SXM column), as reported in power.md §4.2 [S]"
-B200_GUIDE = "NVIDIA DGX B200 user guide (1,440 GB over 8 GPUs), power.md §4.2 [P]"
+H200_DATASHEET = "NVIDIA H200 Tensor Core GPU datasheet (H200 SXM column), as reported in docs/power.md §4.2 [S]"
+B200_GUIDE = "NVIDIA DGX B200 user guide (1,440 GB over 8 GPUs), docs/power.md §4.2 [P]"
 L40S_DATASHEET = "NVIDIA L40S datasheet (table reproduced by resellers, e.g. mullet.se product 355414)"
-SPLITWISE_POWER = "SplitwiseSim configs/power_model/constant.yaml (power.md §3.1 [P])"
+SPLITWISE_POWER = "SplitwiseSim configs/power_model/constant.yaml (docs/power.md §3.1 [P])"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,36 +77,36 @@ GPUS: dict[str, GpuSpec] = {g.key: g for g in (
     GpuSpec(key="a100-40gb", name="NVIDIA A100-SXM4-40GB", hbm_gbps=1555.0, bf16_dense_tflops=312.0, mem_gib=40.0,
             tdp_w=400.0, idle_w=None, interconnect_gbps=600.0, interconnect="NVLink 3",
             sources={"hbm_gbps": A100_DATASHEET + "; " + KLOCKWOOD_A100,
-                     "bf16_dense_tflops": "power.md §4.2 [P]; " + KLOCKWOOD_A100,
-                     "mem_gib": A100_DATASHEET, "tdp_w": "power.md §4.2 [P]; " + KLOCKWOOD_A100,
+                     "bf16_dense_tflops": "docs/power.md §4.2 [P]; " + KLOCKWOOD_A100,
+                     "mem_gib": A100_DATASHEET, "tdp_w": "docs/power.md §4.2 [P]; " + KLOCKWOOD_A100,
                      "interconnect_gbps": KLOCKWOOD_A100 + ": 300+300 GB/s NVLink"},
-            notes=("idle_w: None — SplitwiseSim's 63 W A100 idle was calibrated on DGX-A100 and power.md §3.1 lists "
+            notes=("idle_w: None — SplitwiseSim's 63 W A100 idle was calibrated on DGX-A100 and docs/power.md §3.1 lists "
                    "it for the 80GB board; the bundled 40GB profiles borrow it as an estimate",),
             aliases=("a100", "a100-sxm4-40gb")),
     GpuSpec(key="a100-80gb", name="NVIDIA A100-SXM4-80GB", hbm_gbps=2039.0, bf16_dense_tflops=312.0, mem_gib=80.0,
             tdp_w=400.0, idle_w=63.0, interconnect_gbps=600.0, interconnect="NVLink 3",
-            sources={"hbm_gbps": "power.md §4.2 [P]; " + KLOCKWOOD_A100,
-                     "bf16_dense_tflops": "power.md §4.2 [P]", "mem_gib": "power.md §4.2 [P]",
-                     "tdp_w": "power.md §4.2 [P]", "idle_w": SPLITWISE_POWER,
+            sources={"hbm_gbps": "docs/power.md §4.2 [P]; " + KLOCKWOOD_A100,
+                     "bf16_dense_tflops": "docs/power.md §4.2 [P]", "mem_gib": "docs/power.md §4.2 [P]",
+                     "tdp_w": "docs/power.md §4.2 [P]", "idle_w": SPLITWISE_POWER,
                      "interconnect_gbps": KLOCKWOOD_A100 + ": same as the 40GB part"},
             aliases=("a100-sxm4-80gb",)),
     GpuSpec(key="h100", name="NVIDIA H100 SXM 80GB", hbm_gbps=3350.0, bf16_dense_tflops=989.0, mem_gib=80.0,
             tdp_w=700.0, idle_w=75.0, interconnect_gbps=900.0, interconnect="NVLink 4",
-            sources={"hbm_gbps": "power.md §4.2 [P]", "bf16_dense_tflops": "power.md §4.2 [P] (1,979 with sparsity)",
-                     "mem_gib": "power.md §4.2 [P]", "tdp_w": "power.md §4.2 [P]", "idle_w": SPLITWISE_POWER,
+            sources={"hbm_gbps": "docs/power.md §4.2 [P]", "bf16_dense_tflops": "docs/power.md §4.2 [P] (1,979 with sparsity)",
+                     "mem_gib": "docs/power.md §4.2 [P]", "tdp_w": "docs/power.md §4.2 [P]", "idle_w": SPLITWISE_POWER,
                      "interconnect_gbps": H100_DATASHEET + ": NVLink 900 GB/s"},
             aliases=("h100-sxm", "h100-80gb")),
     GpuSpec(key="h200", name="NVIDIA H200 SXM 141GB", hbm_gbps=4800.0, bf16_dense_tflops=989.0, mem_gib=141.0,
             tdp_w=700.0, idle_w=None, interconnect_gbps=900.0, interconnect="NVLink 4",
-            sources={"hbm_gbps": "power.md §4.2 [S]", "bf16_dense_tflops": "power.md §4.2 [S] (same die as H100)",
-                     "mem_gib": "power.md §4.2 [S]", "tdp_w": "power.md §4.2 [S]",
+            sources={"hbm_gbps": "docs/power.md §4.2 [S]", "bf16_dense_tflops": "docs/power.md §4.2 [S] (same die as H100)",
+                     "mem_gib": "docs/power.md §4.2 [S]", "tdp_w": "docs/power.md §4.2 [S]",
                      "interconnect_gbps": H200_DATASHEET + ": NVLink 900 GB/s"},
             notes=("idle_w: None — no published idle figure in our references",),
             aliases=("h200-sxm",)),
     GpuSpec(key="b200", name="NVIDIA B200 (HGX, 1,000 W)", hbm_gbps=8000.0, bf16_dense_tflops=2250.0, mem_gib=180.0,
             tdp_w=1000.0, idle_w=None, interconnect_gbps=1800.0, interconnect="NVLink 5",
-            sources={"hbm_gbps": "power.md §4.2 [P]", "bf16_dense_tflops": "power.md §4.2 [P]; " + KLOCKWOOD_B200,
-                     "mem_gib": B200_GUIDE, "tdp_w": "power.md §4.2 [P]",
+            sources={"hbm_gbps": "docs/power.md §4.2 [P]", "bf16_dense_tflops": "docs/power.md §4.2 [P]; " + KLOCKWOOD_B200,
+                     "mem_gib": B200_GUIDE, "tdp_w": "docs/power.md §4.2 [P]",
                      "interconnect_gbps": KLOCKWOOD_B200 + ": 2 x 900 GB/s NVLink 5"},
             notes=("idle_w: None — no published idle figure in our references",
                    "mem_gib: 180 per GPU from the DGX B200 guide; often quoted as 192 GB (the full HBM stacks)"),

@@ -193,7 +193,7 @@ def _energy_note(model: str, wl: str, r: dict) -> str:
 
 def batched_projection(lab: Lab, st, model: str, wl: str, case: dict) -> dict:
     """Serve the case batched: the most users per replica (from ``st.batched_users``) at which the
-    sessions take at most the paper's price of concurrency (2.1× their latency alone, paper.md §2.6).
+    sessions take at most the paper's price of concurrency (2.1× their latency alone, docs/paper.md §2.6).
 
     Runs with the case's seed draw the same sessions in the same order whatever the number of users,
     so each batched session is compared with itself served alone (same session id): latency and

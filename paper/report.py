@@ -69,7 +69,7 @@ def render_markdown(sections: list[Section], st: Settings, lab: Lab, wall_s: flo
         "",
         "Every **ours** number below comes from simulating the paper's setups with agentwatt's bundled "
         "profiles (Llama-3.1-8B on one A100-40GB; Llama-3.1-70B on eight, TP8) and its agent generators. "
-        "The **paper** column is the paper's value (each row's source in `shared/docs/paper.md` is in "
+        "The **paper** column is the paper's value (each row's source in `docs/paper.md` is in "
         "`report.json`; rows resting on a secondary visual reading of a figure say so). **ours/paper** is the ratio; **target** is the tolerance the row is checked against "
         "(the issue's targets: Table III ±25 %, Fig. 4 ±15 %, peak QPS ±20 %; ±25 % for the other rows); "
         "✓ = within it, ✗ = a miss, *fit* = matched by construction (not a check), – = nothing to check.",

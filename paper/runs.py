@@ -137,7 +137,7 @@ def closed_loop_sessions(agent: str, knobs: dict, n: int, seed: int) -> list:
 
 
 def tool_like_calls(res: Results, agent: str, knobs: dict, seed: int) -> set[tuple[int, int]]:
-    """(session, node) of the LLM calls that do a tool's job: HumanEval's test writing (paper.md
+    """(session, node) of the LLM calls that do a tool's job: HumanEval's test writing (docs/paper.md
     §1.2: the test-generation tool runs the LLM). Empty if the run's sessions cannot be matched."""
     s = res.sessions.sort_values("session_id")
     regen = closed_loop_sessions(agent, knobs, len(s), seed)

@@ -16,9 +16,9 @@ from agentwatt.paper.runs import Lab, e2e, finished, pct, wh_per_query
 from agentwatt.paper.values import paper
 from agentwatt.traces.agents import make_agent
 
-BUDGETS = (3, 4, 5, 10, 15, 20, 25)        # paper.md §2.7 [F] Fig. 14 HotpotQA x axis
-REFLECTIONS = (2, 4, 8, 16, 32)            # paper.md §2.8 [F] Fig. 16(a)
-CHILDREN = (1, 2, 4, 8, 16)                # paper.md §2.8 [F] Fig. 16(c)
+BUDGETS = (3, 4, 5, 10, 15, 20, 25)        # docs/paper.md §2.7 [F] Fig. 14 HotpotQA x axis
+REFLECTIONS = (2, 4, 8, 16, 32)            # docs/paper.md §2.8 [F] Fig. 16(a)
+CHILDREN = (1, 2, 4, 8, 16)                # docs/paper.md §2.8 [F] Fig. 16(c)
 TOL = 0.25
 
 

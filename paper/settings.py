@@ -1,6 +1,6 @@
 """How big each part of the report's simulation is: the full run and ``--fast`` (for tests).
 
-The full run keeps the paper's 50 questions per design point (paper.md §1.2 [Q]) for the
+The full run keeps the paper's 50 questions per design point (docs/paper.md §1.2 [Q]) for the
 one-request-at-a-time rows and a few hundred seconds of Poisson arrivals per load point; it takes
 a few minutes on two cores. ``--fast`` keeps every section and every row but uses a handful of
 sessions and coarse rate grids, so its numbers are noisy: it exists to exercise the code.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Table II (paper.md §1.2): which agent runs on which benchmark.
+# Table II (docs/paper.md §1.2): which agent runs on which benchmark.
 DESIGN_POINTS = (
     "cot-hotpotqa", "cot-math", "cot-humaneval",
     "react-hotpotqa", "react-webshop", "react-math", "react-humaneval",

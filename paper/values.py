@@ -1,7 +1,7 @@
 """The paper's numbers: the only place they live (the report's "paper" column reads this table).
 
 Kim, Shin, Chung, Rhu, "The Cost of Dynamic Reasoning", HPCA 2026 (arXiv 2506.04301), as collected
-in ``shared/docs/paper.md``. Each entry names the section of paper.md it comes from and its
+in ``docs/paper.md``. Each entry names the section of docs/paper.md it comes from and its
 evidence tag there: [Q] quoted from the text, [F] read from a figure's text, [S] a secondary visual
 reading (approximate), [I] arithmetic on quoted values.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 class PaperValue:
     value: float
     unit: str
-    source: str    # paper.md section and evidence tag
+    source: str    # docs/paper.md section and evidence tag
 
 
 def _v(value: float, unit: str, source: str) -> PaperValue:
@@ -115,5 +115,5 @@ def paper(key: str) -> float:
 
 def paper_avg_gpu_w(model: str, workload: str) -> float:
     """Average power of all the model's GPUs over one query served alone, Wh × 3600 / latency
-    (paper.md §2.9 [I])."""
+    (docs/paper.md §2.9 [I])."""
     return paper(f"table3.{model}.{workload}.wh") * 3600.0 / paper(f"table3.{model}.{workload}.latency_s")

@@ -10,7 +10,7 @@ tool distributions) run by a *strategy* (the control flow): ``cot`` (CoT, self-c
 Table II (paper §1.2) and sets each pair's calibrated defaults. Every field of the task and of the
 strategy is a knob: ``make_agent("react-hotpotqa", iteration_budget=5, fewshot=2)``.
 
-Sources: "paper §x" is ``shared/docs/paper.md``; [Q] quoted, [F] read from a figure, [S] a
+Sources: "paper §x" is ``docs/paper.md``; [Q] quoted, [F] read from a figure, [S] a
 secondary visual reading, [I] derived (arithmetic shown), "assumption" where no source gives it.
 """
 from __future__ import annotations
@@ -63,9 +63,9 @@ class ChatbotShareGPT:
 
     name: ClassVar[str] = "chatbot-sharegpt"
 
-    input_mean_tokens: float = 161.31  # [Q] traces-survey §2.5: vLLM paper (Kwon et al., SOSP'23) Fig. 11, ShareGPT mean input
+    input_mean_tokens: float = 161.31  # [Q] docs/traces-survey.md §2.5: vLLM paper (Kwon et al., SOSP'23) Fig. 11, ShareGPT mean input
     input_sigma: float = 1.0  # assumption: ShareGPT prompts are heavy-tailed (pasted documents next to one-liners); no published shape
-    output_mean_tokens: float = 337.99  # [Q] traces-survey §2.5: vLLM paper Fig. 11, ShareGPT mean output
+    output_mean_tokens: float = 337.99  # [Q] docs/traces-survey.md §2.5: vLLM paper Fig. 11, ShareGPT mean output
     output_sigma: float = 0.62  # [I] paper §2.2 + §2.9: single-request ShareGPT p95 9.7 s, mean 4.23 s, p95/mean = 2.293;
     #   latency is decode-dominated (paper §2.3: decode 74.1 % vs prefill 4.7 % of GPU time [Q]), so latency ∝ output
     #   tokens and p95/mean of the output is 2.293. For a lognormal p95/mean = exp(1.645σ − σ²/2), so

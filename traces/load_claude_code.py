@@ -1,4 +1,4 @@
-"""WEKA / kv-cache-tester Claude Code session traces (``shared/traces/README.md`` §3, traces-survey §3).
+"""WEKA / kv-cache-tester Claude Code session traces (``docs/traces-sources.md`` §3, docs/traces-survey.md §3).
 
 Two layouts of the same corpus, told apart by the first non-blank character (``{`` = JSON lines):
 
@@ -37,7 +37,7 @@ from agentwatt.traces.readers import (cap_call, check_args, empty_file, get_int,
                                       open_binary, take_prefix, text_lines)
 from agentwatt.traces.schema import Segment, Session
 
-WEKA_BLOCK_TOKENS = 64  # [Q] shared/traces/README.md §3: hash_ids and n_blocks count 64-token blocks
+WEKA_BLOCK_TOKENS = 64  # [Q] docs/traces-sources.md §3: hash_ids and n_blocks count 64-token blocks
 AGENT_LABEL = "claude-code"
 CSV_COLUMNS = ("trace_id", "agent", "spawn_t_s", "req_idx", "t_s", "in_tokens", "out_tokens", "api_time_s",
                "think_time_s", "input_types", "prefix_blocks_shared_with_prev")

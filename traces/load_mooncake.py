@@ -1,5 +1,5 @@
-"""Mooncake (Kimi) FAST'25 traces: one request per JSON line (``shared/traces/README.md`` §2,
-traces-survey §2.2).
+"""Mooncake (Kimi) FAST'25 traces: one request per JSON line (``docs/traces-sources.md`` §2,
+docs/traces-survey.md §2.2).
 
 Fields: ``timestamp`` (ms from the trace start), ``input_length``, ``output_length`` and
 ``hash_ids``, the remapped ids of the prompt's **512-token** blocks (the last block holds the
@@ -8,7 +8,7 @@ remainder): ``len(hash_ids) == ceil(input_length / 512)``. Equal leading ids mea
 Each request becomes a one-call session whose prompt is one segment per hash id, keyed
 ``mooncake:{hash_id}`` — *not* prefixed by the session id, so identical hash prefixes are the same
 content across requests and hit the simulator's prefix cache (unbounded-cache hit ratio of the
-conversation trace ≈ 0.37, traces-survey §2.2). ``arrival_s`` is seconds after the first request.
+conversation trace ≈ 0.37, docs/traces-survey.md §2.2). ``arrival_s`` is seconds after the first request.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from agentwatt.core.errors import InputError
 from agentwatt.traces.readers import cap_call, check_args, empty_file, get_int, get_list, get_time, json_lines, open_binary
 from agentwatt.traces.schema import LLMCall, Segment, Session
 
-MOONCAKE_BLOCK_TOKENS = 512  # [Q] traces-survey §2.2 / Mooncake FAST25-release README: 512 tokens per hash block
+MOONCAKE_BLOCK_TOKENS = 512  # [Q] docs/traces-survey.md §2.2 / Mooncake FAST25-release README: 512 tokens per hash block
 _WHAT = '{"timestamp": ms, "input_length": n, "output_length": n, "hash_ids": [...]}'
 
 

@@ -1,5 +1,5 @@
 """TraceLab (UW SyFI Lab) coding-agent rounds: one LLM round per JSON line, with per-tool latency
-(``shared/traces/README.md`` §4, traces-survey §3–4).
+(``docs/traces-sources.md`` §4, docs/traces-survey.md §3–4).
 
 Fields used: ``session_id``, ``round_index`` (0, 1, ... within a session; a session's rounds are
 consecutive lines), ``input_tokens_total`` = ``prefix_tokens`` (cached part) + new tokens,

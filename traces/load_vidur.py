@@ -1,4 +1,4 @@
-"""Vidur-style request CSVs (``shared/docs/anchors.md`` §5): one request per row, so that the same file
+"""Vidur-style request CSVs (``docs/anchors.md`` §5): one request per row, so that the same file
 can drive Vidur and this simulator side by side.
 
 Two header variants are read, by column name:
@@ -10,7 +10,7 @@ Two header variants are read, by column name:
 Each row is a one-call session with a unique prompt (``s{id}:q``); ``arrival_s`` is seconds after
 the first row. Counts of 0 become 1 and ``max_tokens`` caps prompt + output, as in Vidur's replay.
 Vidur's own ``prefill_scale_factor`` / ``time_scale_factor`` defaults (0.3 / 0.04) are *not*
-applied: pass the numbers you want in the file (anchors.md §5 warns about those defaults).
+applied: pass the numbers you want in the file (docs/anchors.md §5 warns about those defaults).
 """
 from __future__ import annotations
 

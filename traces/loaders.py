@@ -12,7 +12,7 @@ the formats:
 Small cuts of public traces ship in ``traces/data/`` (``BUNDLED_TRACES``; source, licence and cut
 in ``traces/data/README.md``).
 
-Azure LLM inference trace 2023 (Splitwise; ``shared/traces/README.md`` §1, traces-survey §1.1):
+Azure LLM inference trace 2023 (Splitwise; ``docs/traces-sources.md`` §1, docs/traces-survey.md §1.1):
 a CSV with a header ``TIMESTAMP,ContextTokens,GeneratedTokens``, one request per row, sorted by
 time. ``TIMESTAMP`` is wall clock with 7 fractional digits (``2023-11-16 18:15:46.6805900``); the
 2024 week-long files use the same columns with a time zone and mixed precision

@@ -4,7 +4,7 @@ looks like to the serving system, independent of the agent that solves it.
 A ``Task`` holds the prompt pieces (instruction, few-shot block, question), the length of one
 reasoning step's output, of a CoT answer and of a tool observation, and the tool(s) with their
 latency. Agent strategies (``react``, ``reflexion``, ``lats``, ...) combine a task with a control
-flow. Every number carries its source: "paper §x" is ``shared/docs/paper.md``; [Q] quoted, [F] read
+flow. Every number carries its source: "paper §x" is ``docs/paper.md``; [Q] quoted, [F] read
 from a figure axis, [I] derived (arithmetic shown), "assumption" where no source gives it.
 
 Tool latencies are lognormal with the given mean; ``tool_latency_scale`` multiplies every tool
@@ -140,7 +140,7 @@ HOTPOTQA = Task(
     #   a short "Could not find ..." list, so observation lengths vary widely.
     tool="wikipedia",  # paper §1.2: HotpotQA's tools are Wikipedia search and lookup over HTTP
     tool_latency_mean_s=1.2,  # [Q] paper §1.2: Wikipedia API calls "take an average of 1.2 seconds"
-    tool_latency_sigma=0.5,  # assumption: no published distribution of Wikipedia API latency (traces-survey §4.5)
+    tool_latency_sigma=0.5,  # assumption: no published distribution of Wikipedia API latency (docs/traces-survey.md §4.5)
 )
 
 WEBSHOP = Task(
@@ -163,7 +163,7 @@ WEBSHOP = Task(
     observation_sigma=0.5,  # assumption
     tool="webshop",  # paper §1.2: locally hosted web pages (search, click)
     tool_latency_mean_s=0.02,  # [Q] paper §1.2: "as low as 20 ms per call"; the repo's debug trace shows 7–22 ms
-    #   per WebShop call (traces-survey §3)
+    #   per WebShop call (docs/traces-survey.md §3)
     tool_latency_sigma=0.5,  # assumption
 )
 

@@ -1,4 +1,4 @@
-"""Compare a measured power trace with a simulated one (the metrics of power.md §8).
+"""Compare a measured power trace with a simulated one (the metrics of docs/power.md §8).
 
 Both series are reduced to matched 1-second means over their common time span, then:
 energy error ΔE %, ACF R² (does the simulated autocorrelation function follow the measured one,

@@ -1,5 +1,5 @@
 """``agentwatt paper --fast``: every section is in the report, and Table IV's formula cells print
-exactly as the paper does (paper.md §2.10)."""
+exactly as the paper does (docs/paper.md §2.10)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from agentwatt.paper.rows import Row, fmt_power
 from agentwatt.paper.values import PAPER
 from agentwatt.cli.paper import paper_cmd
 
-# Table IV as printed in the paper (paper.md §2.10 [Q]); Table III's Wh/query (§2.9 [Q]).
+# Table IV as printed in the paper (docs/paper.md §2.10 [Q]); Table III's Wh/query (§2.9 [Q]).
 TABLE4_PRINTED = {
     ("8b", "sharegpt"): (0.32, "1.0 MW", "182.7 MW"), ("8b", "reflexion"): (41.53, "123.6 MW", "23.7 GW"),
     ("8b", "lats"): (22.76, "67.7 MW", "13.0 GW"), ("70b", "sharegpt"): (2.55, "7.6 MW", "1.5 GW"),

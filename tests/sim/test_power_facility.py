@@ -9,7 +9,7 @@ from agentwatt.validate.powercompare import acf, compare
 from agentwatt.sim.run import run
 from agentwatt.sim.scenario import scenario_from_dict
 
-# Paper Table III (Wh/query) → Table IV (power), paper.md §2.9–§2.10, as printed.
+# Paper Table III (Wh/query) → Table IV (power), docs/paper.md §2.9–§2.10, as printed.
 TABLE_III_WH = {("8B", "ShareGPT"): 0.32, ("8B", "Reflexion"): 41.53, ("8B", "LATS"): 22.76,
                 ("70B", "ShareGPT"): 2.55, ("70B", "Reflexion"): 348.41, ("70B", "LATS"): 158.48}
 TABLE_IV_W = {  # (at 71.4 M/day, at 13.7 B/day), printed with the paper's rounding

@@ -123,7 +123,7 @@ def test_mooncake_bundled_cut_reuse_matches_its_hash_ids():
 
 
 def test_mooncake_full_trace_hit_ratio_is_37_percent(shared_file):
-    """traces-survey §2.2: unbounded-cache prefix-block hit ratio of the conversation trace ≈ 0.37."""
+    """docs/traces-survey.md §2.2: unbounded-cache prefix-block hit ratio of the conversation trace ≈ 0.37."""
     path = shared_file("traces/mooncake_fast25_conversation.jsonl")
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks, _ = mooncake_hit_ratio(lines)

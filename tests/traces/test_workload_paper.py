@@ -1,4 +1,4 @@
-"""The generated workloads against the seed paper's numbers (``shared/docs/paper.md``).
+"""The generated workloads against the seed paper's numbers (``docs/paper.md``).
 
 Single-request latency is estimated without the simulator (``traces.estimate``): a step model whose
 per-token time is the paper's own (the first release's Llama-3.1-8B / A100-40GB estimate, HBM
