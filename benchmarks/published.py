@@ -52,7 +52,10 @@ def cases() -> list[dict]:
             pm = M.fit_power(gpu, exclude_model=m.name)
             lat = M.derive(m.name, gpu, tp, exclude_model=m.name)
             t, e = M.static_batch_energy(lat, pm, b, i, o)
-            pred = (e + pm.idle_w * M.IDLE_TAIL_S) / b   # the file's energy per request counts the idle tail
+            # the file's energy per request is average power (sampled over the run and a ~1 s idle tail)
+            # x the run's latency / batch: the same definition on the prediction
+            avg_w = (e + pm.idle_w * M.IDLE_TAIL_S) / (t + M.IDLE_TAIL_S)
+            pred = avg_w * t / b
             out.append(dict(group="energy per request", case=f"vLLM {m.name} {tp}x{gpu} b{b} {i}/{o}",
                             measured=e_req, predicted=pred, unit="J",
                             source=LIB + "Fig_16_a_b/power_results.csv (NVML, GPU 0)"))
