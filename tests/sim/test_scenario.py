@@ -54,5 +54,5 @@ def test_missing_workload_empty_and_bad_toml(tmp_path, write_file):
 def test_unknown_profile_is_one_line(tmp_path, write_file):
     from agentwatt.sim.run import run
     p = write_file('profile = "h100-magic"\n' + BASE.format(replicas=1, rate=1.0))
-    with pytest.raises(InputError, match="h100-magic: profile not found: expected a JSON file path or one of"):
+    with pytest.raises(InputError, match="h100-magic: profile not found: expected a JSON file path, one of the bundled profiles"):
         run(load_scenario(p))
