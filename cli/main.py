@@ -127,6 +127,7 @@ def format_summary(s: dict) -> str:
         lines.append(f"  {agent:<22} sessions {a['sessions_completed']:>6}, calls/session "
                      f"{_fmt(a['llm_calls_per_session'])}, e2e p50 {_fmt(e2e['p50'])} s p99 {_fmt(e2e['p99'])} s, "
                      f"energy/session {_fmt(a['energy_per_session_j'], ' Wh', 1 / 3600)}")
+    lines += [f"warning: {w}" for w in s.get("warnings", [])]
     return "\n".join(lines)
 
 

@@ -43,8 +43,8 @@ def project(sc: Scenario, queries_per_day: float) -> dict:
     replicas = math.ceil(qps / per_replica_rate) if per_replica_rate > 0 else None
     tp = rep.profile.hardware.tp
     scale = replicas / sc.fleet.replicas if replicas else None
-    from agentwatt.sim.facility import server_spec
-    servers = math.ceil(replicas * tp / server_spec(sc.facility.server).gpus) if replicas else None
+    from agentwatt.sim.facility import server_for
+    servers = math.ceil(replicas * tp / server_for(sc.facility, rep.profile).gpus) if replicas else None
     alone = run(single_query_scenario(sc)).summary
     wh_alone = alone["gpu_energy_j"] / alone["sessions_completed"] / 3600 if alone["sessions_completed"] else None
     from agentwatt.sim.facility import paper_formula_power_w

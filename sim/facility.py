@@ -10,7 +10,9 @@ fleet equation: ``P_host = P_host_idle + α·Σ_gpus (P_gpu − P_gpu_idle)``, �
 (0.3, the middle of the 0.2–0.4 power.md derives from Google's measured host ≈ 0.43 × accelerator
 energy). A server only partly filled by the fleet (the last one) draws host idle in proportion to
 the GPUs it holds, like a cloud VM slice (the paper's a2-highgpu-1g is 1 of 8 A100s of a host).
-Facility power = PUE × (GPU + host + network). Fan et al.'s curve (power.md §5.4) needs CPU
+The server is ``[facility] server`` when the scenario sets it, else the one the profile's GPU ships
+in (``GPU_SERVERS``); the summary warns when its GPUs are not the profile's, and when simulated P95
+power exceeds the nameplate. Facility power = PUE × (GPU + host + network). Fan et al.'s curve (power.md §5.4) needs CPU
 utilisation, which the simulator does not model, so it is not used.
 """
 from __future__ import annotations
@@ -54,7 +56,51 @@ SERVER_SPECS = {
 }
 
 
+# The server each catalog GPU (core/gpus.py key) ships in; a GPU with no row here (L40S, a CPU
+# profile) is sized on FALLBACK_SERVER with a warning in the summary.
+GPU_SERVERS = {"a100-40gb": "dgx-a100", "a100-80gb": "dgx-a100", "h100": "dgx-h100", "h200": "dgx-h100",
+               "b200": "dgx-b200"}
+FALLBACK_SERVER = "dgx-a100"
+
+
+def server_name_for(fac, profile) -> str:
+    """``[facility] server`` when the scenario sets it, else the server of the profile's GPU."""
+    if fac.server is not None:
+        return fac.server
+    from agentwatt.core.gpus import gpu_for_device
+    g = gpu_for_device(profile.hardware.device_name) if profile.hardware.kind == "gpu" else None
+    return GPU_SERVERS.get(g.key, FALLBACK_SERVER) if g is not None else FALLBACK_SERVER
+
+
+def server_for(fac, profile) -> ServerSpec:
+    return server_spec(server_name_for(fac, profile))
+
+
+def with_server(fac, profile):
+    """``fac`` with its server resolved for ``profile`` (``server_name_for``)."""
+    from dataclasses import replace
+    return fac if fac.server is not None else replace(fac, server=server_name_for(fac, profile))
+
+
+def server_warnings(fac, profile) -> list[str]:
+    """A warning when the server a run is sized on holds GPUs of another TDP than the profile's
+    (a server set by the scenario, or the fallback for a GPU without a server row)."""
+    from agentwatt.core.gpus import gpu_for_device
+    spec = server_for(fac, profile)
+    hw = profile.hardware
+    if hw.kind != "gpu":
+        return []
+    g = gpu_for_device(hw.device_name)
+    tdp = hw.tdp_w_per_device or (g.tdp_w if g is not None else None)
+    if tdp is not None and tdp != spec.gpu_tdp_w:
+        return [f"[facility] server = {spec.name!r} holds {spec.gpu_tdp_w:g} W GPUs, the profile's "
+                f"{hw.device_name} is {tdp:g} W: host power and nameplate describe another server"]
+    return []
+
+
 def server_spec(name: str) -> ServerSpec:
+    if name is None:
+        raise InputError("[facility] server unset: resolve it for the profile first (sim/facility.py with_server)")
     spec = SERVER_SPECS.get(name)
     if spec is None:
         raise InputError(f"[facility] server = {name!r}: expected one of {', '.join(sorted(SERVER_SPECS))}")
@@ -161,8 +207,21 @@ def levels_frame(fp: FleetPower, fac) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def observed_gpu_power(gpu_w: np.ndarray, resolution_s: float, fac, seed: int) -> np.ndarray | None:
-    """The fleet GPU series as a meter would show it: AR(1) noise (seeded) then a moving average."""
+def gpu_power_bounds(profile, gpus: int) -> tuple[float, float]:
+    """(lowest, highest) watts ``gpus`` GPUs of ``profile`` can draw: idle (parked when lower) and TDP
+    (the power model's max, else the hardware's or the catalog's TDP; infinite when none is known)."""
+    from agentwatt.core.gpus import gpu_for_device
+    pm, hw = profile.power, profile.hardware
+    lo = min(pm.idle_w, pm.parked_w) if pm.parked_w is not None else pm.idle_w
+    g = gpu_for_device(hw.device_name) if hw.kind == "gpu" else None
+    hi = pm.max_w or hw.tdp_w_per_device or (g.tdp_w if g is not None else None)
+    return gpus * lo, gpus * hi if hi else math.inf
+
+
+def observed_gpu_power(gpu_w: np.ndarray, resolution_s: float, fac, seed: int,
+                       bounds_w: tuple[float, float] = (0.0, math.inf)) -> np.ndarray | None:
+    """The fleet GPU series as a meter would show it: AR(1) noise (seeded), clipped to what the GPUs
+    can draw (``bounds_w``: ``gpu_power_bounds``), then a moving average (which stays inside them)."""
     if fac.gpu_noise_frac <= 0 and fac.meter_window_s <= 0:
         return None
     x = gpu_w.astype(float).copy()
@@ -175,14 +234,14 @@ def observed_gpu_power(gpu_w: np.ndarray, resolution_s: float, fac, seed: int) -
         for i, e in enumerate(eps):
             acc = phi * acc + e
             z[i] = acc
-        x = x * (1.0 + fac.gpu_noise_frac * z)
+        x = np.clip(x * (1.0 + fac.gpu_noise_frac * z), *bounds_w)
     win = int(round(fac.meter_window_s / resolution_s))
     if win > 1:  # causal moving average; the first bins average what exists so far
         c = np.concatenate([[0.0], np.cumsum(x)])
         i = np.arange(1, len(x) + 1)
         lo = np.maximum(0, i - win)
         x = (c[i] - c[lo]) / (i - lo)
-    return np.maximum(x, 0.0)
+    return np.clip(x, max(bounds_w[0], 0.0), bounds_w[1])
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -233,6 +292,31 @@ def provisioning(fp: FleetPower, fac, resolution_s: float) -> dict:
         "racks_per_row_by_simulated_p95": int(row // full_rack_p95) if full_rack_p95 > 0 else None,
         "cap_binding_share_of_busy_time": (float(fp.capped_s.sum() / fp.busy_s.sum()) if fp.busy_s.sum() > 0 else None),
     }
+
+
+def nameplate_warnings(fp: FleetPower, fac, resolution_s: float) -> list[str]:
+    """Warnings when simulated P95 power exceeds the nameplate: of the worst server (its IT power
+    against its rating, pro rata for a partly filled server) and of the whole fleet's IT power."""
+    spec = server_spec(fac.server)
+    out = []
+    worst = max(range(fp.server_it_w.shape[0]), key=lambda k: _server_p95_share(fp, spec, k, resolution_s))
+    ratio = _server_p95_share(fp, spec, worst, resolution_s)
+    if ratio > 1.0:
+        out.append(f"simulated P95 power of server {worst} is {ratio:.0%} of the {spec.name} nameplate "
+                   f"({spec.nameplate_w:.0f} W): the server spec does not describe these GPUs, or they run "
+                   "above their rating")
+    prov = provisioning(fp, fac, resolution_s)
+    if prov["simulated_p95_over_nameplate"] > 1.0:
+        out.append(f"simulated P95 IT power {prov['simulated_it_p95_w']:.0f} W is "
+                   f"{prov['simulated_p95_over_nameplate']:.0%} of the nameplate sizing "
+                   f"({prov['nameplate_it_w']:.0f} W of {spec.name} servers)")
+    return out
+
+
+def _server_p95_share(fp: FleetPower, spec: ServerSpec, k: int, resolution_s: float) -> float:
+    gpus = min(spec.gpus, fp.gpus - k * spec.gpus)
+    p95 = float(np.percentile(_resample_mean(fp.time_s, fp.server_it_w[k], fp.width_s, resolution_s), 95))
+    return p95 / (spec.nameplate_w * gpus / spec.gpus)
 
 
 def paper_formula_power_w(wh_per_query: float, queries_per_day: float) -> float:

@@ -111,8 +111,8 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
 def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> tuple[list[Replica], Router, int]:
     """The replicas of ``scenario`` (each ``profile.hardware.tp`` GPUs), their router, KV blocks per replica."""
     eng = scenario.engine
-    from agentwatt.sim.facility import server_spec
-    spec = server_spec(scenario.facility.server)
+    from agentwatt.sim.facility import server_for
+    spec = server_for(scenario.facility, profile)
     tp = profile.hardware.tp
     if tp > spec.gpus or spec.gpus % tp:
         raise InputError(f"{scenario.source}: profile {profile.name} needs tp = {tp} GPUs per replica: expected a "
@@ -136,13 +136,13 @@ def gpu_cap_w(scenario: Scenario, profile: Profile) -> float | None:
     c = (C − host_idle + α·g·P_idle) / (g·(1 + α)); a rack cap is split evenly over its servers
     first [I].
     """
-    from agentwatt.sim.facility import server_spec
+    from agentwatt.sim.facility import server_for
     fac = scenario.facility
     caps = []
     if fac.gpu_cap_w is not None:
         caps.append(fac.gpu_cap_w)
     if fac.server_cap_w is not None or fac.rack_cap_w is not None:
-        spec = server_spec(fac.server)
+        spec = server_for(fac, profile)
         a, g = fac.host_dynamic_fraction, spec.gpus
         idle = profile.power.idle_w if profile.power.available else 0.0
 

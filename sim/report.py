@@ -115,14 +115,17 @@ def summarize(scenario, profile, calls: pd.DataFrame, sessions: pd.DataFrame, re
         "kv_mean_utilization": (_total(replicas, "kv_block_seconds") / (n_rep * num_blocks * t_end)
                                 if t_end > 0 else None),
     }
+    from agentwatt.sim.facility import server_warnings
+    warnings = server_warnings(scenario.facility, profile)
     if profile.power.available and power is not None:
-        out.update(_energy_block(scenario, profile, counts, replicas, fin_c, fin_s, power, t_end))
+        out.update(_energy_block(scenario, profile, counts, replicas, fin_c, fin_s, power, t_end, warnings))
     else:
         out.update({"energy_available": False, "energy_unavailable_reason": profile.power.reason,
                     **{k: None for k in ("gpu_energy_j", "gpu_busy_energy_j", "gpu_idle_energy_j",
                                          "energy_per_session_j", "energy_per_session_with_idle_j",
                                          "energy_per_call_j", "avg_power_w", "peak_power_w",
                                          "facility_energy_j", "facility_avg_power_w", "facility_peak_power_w")}})
+    out["warnings"] = warnings
     out["by_agent"] = _by_agent(c, s)
     out["profile"] = {"name": profile.name, "source": profile.source, "device": profile.hardware.device_name,
                       "tp": profile.hardware.tp, "model": profile.model.name,
@@ -138,8 +141,44 @@ def _total(replicas: pd.DataFrame, column: str):
     return sum(replicas[column].tolist())
 
 
+WARMUP_QUANTILE = 90         # the steady-state window starts after this percentile of session e2e ...
+WARMUP_MAX_SHARE = 0.5       # ... or half-way through the arrival window, whichever is earlier
+MIN_WINDOW_SESSIONS = 10     # fewer finished sessions in the window: no fleet figure per session, a warning
+
+
+def steady_window(arrivals_end_s: float, fin_s: pd.DataFrame, t_end: float) -> tuple[float, float, int]:
+    """(start, end, sessions) of the steady-state window for fleet energy per session.
+
+    Rule: the window ends when arrivals end (never in the drain, whose idle fleet would be charged to
+    the sessions) and starts once the fleet has filled: after the P90 end-to-end time of the finished
+    sessions, at most half-way through the arrival window. ``sessions`` = finished sessions whose
+    finish lies inside the window. Fleet energy over the window divided by it is the energy per session
+    at the fleet's steady throughput: in steady state sessions finish at the rate they arrive, and the
+    window's energy holds the parts of the sessions straddling its ends, which add up on average to
+    what the finished sessions of the window used before it began. (Counting only sessions that both
+    arrived and finished inside the window would undercount by their mean duration over the window's.)
+    """
+    end = min(arrivals_end_s, t_end)
+    if not len(fin_s) or end <= 0:
+        return 0.0, max(end, 0.0), 0
+    start = min(float(np.percentile(fin_s["e2e_s"], WARMUP_QUANTILE)), WARMUP_MAX_SHARE * end)
+    n = int(((fin_s["finish_s"] >= start) & (fin_s["finish_s"] <= end)).sum())
+    return start, end, n
+
+
+def in_window(t: np.ndarray, width: np.ndarray, per_bin: np.ndarray, start: float, end: float) -> np.ndarray:
+    """A per-bin quantity (bins start at ``t``) restricted to [start, end]: each bin times the share
+    of it inside."""
+    overlap = np.clip(np.minimum(t + width, end) - np.maximum(t, start), 0.0, None)
+    return per_bin * overlap / width
+
+
+def window_sum(t: np.ndarray, width: np.ndarray, per_bin: np.ndarray, start: float, end: float) -> float:
+    return float(np.sum(in_window(t, width, per_bin, start, end)))
+
+
 def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, fin_c, fin_s, fp,
-                  t_end: float) -> dict[str, Any]:
+                  t_end: float, warnings: list[str]) -> dict[str, Any]:
     from agentwatt.sim import facility as F
     res = scenario.run.power_resolution_s
     e_busy = _total(replicas, "busy_energy_j")
@@ -150,8 +189,14 @@ def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, 
     host_j = float(np.sum(fp.host_w * w))
     net_j = float(np.sum(fp.network_w * w))
     fac_j = float(np.sum(fp.facility_w * w))
-    n_fin = counts.sessions_finished
     per_session = (fin_s["energy_j"] + fin_s["idle_energy_j"]) if len(fin_s) else None
+    w0, w1, n_win = steady_window(scenario.run.duration_s, fin_s, t_end)
+    gpu_win_j = window_sum(fp.time_s, w, fp.gpu_w * w, w0, w1)
+    fac_win_j = window_sum(fp.time_s, w, fp.facility_w * w, w0, w1)
+    per_win = n_win if n_win >= MIN_WINDOW_SESSIONS else None
+    if per_win is None:
+        warnings.append(f"only {n_win} sessions finished in the steady-state window {w0:.0f}-{w1:.0f} s (fewer "
+                        f"than {MIN_WINDOW_SESSIONS}): no fleet energy per session; run longer")
     gpus = len(replicas) * profile.hardware.tp
     out = {
         "energy_available": True,
@@ -162,7 +207,7 @@ def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, 
         "gpu_idle_empty_energy_j": e_idle - e_idle_tool,
         "energy_per_session_j": float(per_session.mean()) if per_session is not None else None,
         "energy_per_session_busy_j": float(fin_s["energy_j"].mean()) if len(fin_s) else None,
-        "energy_per_session_with_idle_j": e / n_fin if n_fin else None,
+        "energy_per_session_with_idle_j": gpu_win_j / per_win if per_win else None,
         "energy_per_call_j": float(fin_c["energy_j"].mean()) if len(fin_c) else None,
         "avg_power_w": e / t_end if t_end > 0 else None,
         "peak_power_w": float(fp.gpu_w.max()),
@@ -172,21 +217,31 @@ def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, 
         "facility_energy_j": fac_j,
         "facility_avg_power_w": fac_j / t_end if t_end > 0 else None,
         "facility_peak_power_w": float(fp.facility_w.max()),
-        "facility_energy_per_session_j": fac_j / n_fin if n_fin else None,
+        "facility_energy_per_session_j": fac_win_j / per_win if per_win else None,
+        "steady_state_window": {"start_s": w0, "end_s": w1, "sessions": n_win, "gpu_energy_j": gpu_win_j,
+                                "facility_energy_j": fac_win_j,
+                                "rule": "from the P90 session e2e (at most half-way) to the end of arrivals; "
+                                        "sessions = finished sessions whose finish lies inside; "
+                                        "*_with_idle and facility per-session figures = window energy / sessions "
+                                        f"(none below {MIN_WINDOW_SESSIONS} sessions)"},
         "gpu_power": F.series_metrics(fp.time_s, fp.gpu_w, w, res),
         "facility_power": F.series_metrics(fp.time_s, fp.facility_w, w, res),
         "provisioning": F.provisioning(fp, scenario.facility, res),
         "gpu_time_split": {"busy_s": float(fp.busy_s.sum()), "idle_tool_s": float(fp.idle_tool_s.sum()),
                            "idle_empty_s": float(fp.idle_empty_s.sum())},
     }
+    warnings += F.nameplate_warnings(fp, scenario.facility, res)
     rows = F.rows_of(fp, scenario.facility)
     out["provisioning"]["rows"] = int(rows.shape[0])
     out["provisioning"]["row_it_peak_w"] = float(rows.max())
     cc = F.carbon_and_cost(fp.facility_w * w, fp.time_s, scenario.facility)
-    if cc:
-        per_day = 86400.0 / t_end if t_end > 0 else 0.0
-        out["carbon_cost"] = {**cc, "per_day": {k: v * per_day for k, v in cc.items()},
-                              **({"per_session": {k: v / n_fin for k, v in cc.items()}} if n_fin else {})}
+    if cc:   # per day: over the arrival window (not the drain); per session: over the steady-state window
+        arr_end = min(scenario.run.duration_s, t_end)
+        def share(a: float, b: float) -> dict:
+            return F.carbon_and_cost(in_window(fp.time_s, w, fp.facility_w * w, a, b), fp.time_s, scenario.facility)
+        per_day = 86400.0 / arr_end if arr_end > 0 else 0.0
+        out["carbon_cost"] = {**cc, "per_day": {k: v * per_day for k, v in share(0.0, arr_end).items()},
+                              **({"per_session": {k: v / per_win for k, v in share(w0, w1).items()}} if per_win else {})}
     if scenario.facility.gpu_hour_usd is not None:
         out.setdefault("carbon_cost", {})["gpu_cost_usd"] = scenario.facility.gpu_hour_usd * gpus * t_end / 3600
     return out

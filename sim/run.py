@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -106,6 +106,8 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
     """
     wall0 = time.perf_counter()
     profile = profile if profile is not None else load_profile(scenario.profile)
+    from agentwatt.sim.facility import with_server
+    scenario = replace(scenario, facility=with_server(scenario.facility, profile))   # the GPU's server if unset
     world = build(scenario, profile, sessions=sessions)
     env, replicas, ctx, rec, num_blocks = world.env, world.replicas, world.ctx, world.recorder, world.num_blocks
     end_s = scenario.run.duration_s
@@ -142,9 +144,9 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
                         ctx.counts(), fp, t_end)
     power = levels = None
     if fp is not None:
-        from agentwatt.sim.facility import levels_frame, observed_gpu_power
+        from agentwatt.sim.facility import gpu_power_bounds, levels_frame, observed_gpu_power
         power = fp.frame(observed_gpu_power(fp.gpu_w, scenario.run.power_resolution_s, scenario.facility,
-                                            scenario.run.seed))
+                                            scenario.run.seed, gpu_power_bounds(profile, fp.gpus)))
         levels = levels_frame(fp, scenario.facility)
     summary["wall_time_s"] = round(time.perf_counter() - wall0, 3)
     return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power,

@@ -54,7 +54,7 @@ class EngineConfig:
 class FacilityConfig:
     """Servers, racks, host power, PUE, caps, carbon and cost (see sim/facility.py for sources)."""
 
-    server: str = "dgx-a100"
+    server: str | None = None          # None: the server of the profile's GPU (sim/facility.py server_name_for)
     servers_per_rack: int = 4          # [I] power.md §8: 600 kW row / 23 racks by TDP = 26 kW = 4 × 6.5 kW DGX A100
     row_power_limit_w: float = 600_000.0   # power.md §8: powertrace-sim's facility study row limit
     pue: float | tuple[float, ...] = 1.1   # Google fleet 2023 (power.md §5.2 [P]); 1.58 = industry average

@@ -145,7 +145,7 @@ def test_power_is_carried_as_fractions_of_tdp():
     out = T.transfer_profile(synthetic(), "h100")
     p = out.power
     assert p.available and p.source == "transfer" and p.max_w == 700.0
-    assert (p.idle_w, p.prefill_w, p.decode_base_w, p.decode_log2_batch_w) == pytest.approx((105.0, 700.0, 350.0, 14.0))
+    assert (p.idle_w, p.prefill_w, p.decode_base_w, p.decode_log2_batch_w) == pytest.approx((75.0, 700.0, 350.0, 14.0))  # idle: the catalog's 75 W
     none = T.transfer_profile(synthetic(power=False), "h100").power
     assert not none.available and "no power model" in none.reason
 
