@@ -2,7 +2,7 @@
 
 Two answers for the same workload:
 
-* **Paper's formula** (paper.md §2.10, §3): run each query *alone* on one replica (no batching),
+* **Paper's formula** (docs/paper.md §2.10, §3): run each query *alone* on one replica (no batching),
   take its GPU energy (Wh/query, tool-idle time included), then P = Wh/query × queries/day / 24 h.
   GPU only, PUE 1, no host, no idle servers, no peak.
 * **Simulated projection**: the scenario as written is a representative cluster at a realistic

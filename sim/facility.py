@@ -5,14 +5,14 @@ datacenter → rows → racks → servers → GPUs → replicas: replica i occup
 [i·tp, (i+1)·tp) in order, ``gpus_per_server`` GPUs to a server, ``servers_per_rack`` servers to a
 rack. A tensor-parallel replica never spans servers (checked when the scenario is read).
 
-Host power per server (CPUs, memory, NICs, NVSwitch, fans, PSU loss) follows power.md §5.5's
+Host power per server (CPUs, memory, NICs, NVSwitch, fans, PSU loss) follows docs/power.md §5.5's
 fleet equation: ``P_host = P_host_idle + α·Σ_gpus (P_gpu − P_gpu_idle)``, α = ``host_dynamic_fraction``
-(0.3, the middle of the 0.2–0.4 power.md derives from Google's measured host ≈ 0.43 × accelerator
+(0.3, the middle of the 0.2–0.4 docs/power.md derives from Google's measured host ≈ 0.43 × accelerator
 energy). A server only partly filled by the fleet (the last one) draws host idle in proportion to
 the GPUs it holds, like a cloud VM slice (the paper's a2-highgpu-1g is 1 of 8 A100s of a host).
 The server is ``[facility] server`` when the scenario sets it, else the one the profile's GPU ships
 in (``GPU_SERVERS``); the summary warns when its GPUs are not the profile's, and when simulated P95
-power exceeds the nameplate. Facility power = PUE × (GPU + host + network). Fan et al.'s curve (power.md §5.4) needs CPU
+power exceeds the nameplate. Facility power = PUE × (GPU + host + network). Fan et al.'s curve (docs/power.md §5.4) needs CPU
 utilisation, which the simulator does not model, so it is not used.
 """
 from __future__ import annotations
@@ -38,21 +38,21 @@ class ServerSpec:
 
 
 SERVER_SPECS = {
-    # DGX A100: 6.5 kW rated (power.md §5.1 [S/P]).
-    # Idle: SplitwiseSim's 1.5 kW server idle (power.md §5.1 [P]) minus 8 × 63 W GPU idle → 996 W host [I].
+    # DGX A100: 6.5 kW rated (docs/power.md §5.1 [S/P]).
+    # Idle: SplitwiseSim's 1.5 kW server idle (docs/power.md §5.1 [P]) minus 8 × 63 W GPU idle → 996 W host [I].
     "dgx-a100": ServerSpec(name="dgx-a100", gpus=8, nameplate_w=6500.0, gpu_tdp_w=400.0,
                            host_idle_w=1500.0 - 8 * 63.0,
-                           sources="DGX A100 6.5 kW (power.md §5.1); SplitwiseSim server idle 1.5 kW, GPU idle 63 W"),
-    # DGX H100/H200: 10.2 kW rated (power.md §5.1 [P]).
+                           sources="DGX A100 6.5 kW (docs/power.md §5.1); SplitwiseSim server idle 1.5 kW, GPU idle 63 W"),
+    # DGX H100/H200: 10.2 kW rated (docs/power.md §5.1 [P]).
     # Idle: SplitwiseSim's 2.8 kW minus 8 × 75 W GPU idle → 2.2 kW host [I].
     "dgx-h100": ServerSpec(name="dgx-h100", gpus=8, nameplate_w=10200.0, gpu_tdp_w=700.0,
                            host_idle_w=2800.0 - 8 * 75.0,
-                           sources="DGX H100 10.2 kW (power.md §5.1); SplitwiseSim server idle 2.8 kW, GPU idle 75 W"),
-    # DGX B200: 14.3 kW rated (power.md §5.1 [P]). No published
+                           sources="DGX H100 10.2 kW (docs/power.md §5.1); SplitwiseSim server idle 2.8 kW, GPU idle 75 W"),
+    # DGX B200: 14.3 kW rated (docs/power.md §5.1 [P]). No published
     # idle figure in our references: SplitwiseSim's 2.8 kW for non-A100 servers, less 8 × 75 W [I, estimate].
     "dgx-b200": ServerSpec(name="dgx-b200", gpus=8, nameplate_w=14300.0, gpu_tdp_w=1000.0,
                            host_idle_w=2800.0 - 8 * 75.0,
-                           sources="DGX B200 14.3 kW (power.md §5.1); idle borrowed from SplitwiseSim's non-A100 value"),
+                           sources="DGX B200 14.3 kW (docs/power.md §5.1); idle borrowed from SplitwiseSim's non-A100 value"),
 }
 
 
@@ -256,7 +256,7 @@ def _resample_mean(t: np.ndarray, w: np.ndarray, width: np.ndarray, window_s: fl
 
 def series_metrics(t: np.ndarray, w: np.ndarray, width: np.ndarray, resolution_s: float) -> dict:
     """Utility-style metrics of a power series (W): peak, P95 peak, mean, peak-to-average, load
-    factor, largest 15-minute ramp, annual MWh at this mean (power.md §8)."""
+    factor, largest 15-minute ramp, annual MWh at this mean (docs/power.md §8)."""
     x = _resample_mean(t, w, width, resolution_s) if resolution_s > 0 else w
     mean = float(np.sum(w * width) / np.sum(width))
     peak = float(x.max())
@@ -320,7 +320,7 @@ def _server_p95_share(fp: FleetPower, spec: ServerSpec, k: int, resolution_s: fl
 
 
 def paper_formula_power_w(wh_per_query: float, queries_per_day: float) -> float:
-    """The paper's datacenter projection: P = (Wh/query) × (queries/day) / 24 h (paper.md §2.10 [Q]).
+    """The paper's datacenter projection: P = (Wh/query) × (queries/day) / 24 h (docs/paper.md §2.10 [Q]).
     GPU only, PUE 1, no batching, no idle, no host."""
     return wh_per_query * queries_per_day / 24.0
 

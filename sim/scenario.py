@@ -55,11 +55,11 @@ class FacilityConfig:
     """Servers, racks, host power, PUE, caps, carbon and cost (see sim/facility.py for sources)."""
 
     server: str | None = None          # None: the server of the profile's GPU (sim/facility.py server_name_for)
-    servers_per_rack: int = 4          # [I] power.md §8: 600 kW row / 23 racks by TDP = 26 kW = 4 × 6.5 kW DGX A100
-    row_power_limit_w: float = 600_000.0   # power.md §8: powertrace-sim's facility study row limit
-    pue: float | tuple[float, ...] = 1.1   # Google fleet 2023 (power.md §5.2 [P]); 1.58 = industry average
+    servers_per_rack: int = 4          # [I] docs/power.md §8: 600 kW row / 23 racks by TDP = 26 kW = 4 × 6.5 kW DGX A100
+    row_power_limit_w: float = 600_000.0   # docs/power.md §8: powertrace-sim's facility study row limit
+    pue: float | tuple[float, ...] = 1.1   # Google fleet 2023 (docs/power.md §5.2 [P]); 1.58 = industry average
     network_w_per_rack: float = 0.0    # not modelled unless set: no published figure in our references
-    host_dynamic_fraction: float = 0.3  # host W per GPU W above idle (power.md §5.5: 0.2–0.4 from Google's 0.43 ratio)
+    host_dynamic_fraction: float = 0.3  # host W per GPU W above idle (docs/power.md §5.5: 0.2–0.4 from Google's 0.43 ratio)
     gpu_cap_w: float | None = None
     server_cap_w: float | None = None
     rack_cap_w: float | None = None
