@@ -23,7 +23,7 @@ from pathlib import Path
 from agentwatt.calibrate import measured as M
 
 TOL = {"single-request e2e": 0.15, "TTFT": 0.15, "closed-batch throughput": 0.20, "energy per request": 0.15,
-       "other engines (transfer)": 0.15}
+       "other engines (transfer)": 0.15, "power per GPU vs TP (transfer)": 0.15}
 LIB = "LLM-Inference-Bench (argonne-lcf, BSD-3) Plots/"
 
 
@@ -60,6 +60,7 @@ def cases() -> list[dict]:
                             measured=e_req, predicted=pred, unit="J",
                             source=LIB + "Fig_16_a_b/power_results.csv (NVML, GPU 0)"))
     out += other_engine_cases()
+    out += splitwise_power_cases()
     for c in out:
         c["error"] = c["predicted"] / c["measured"] - 1
         c["tolerance"] = TOL[c["group"]]
@@ -83,6 +84,26 @@ def other_engine_cases() -> list[dict]:
                       "ttft": (ttft * 1e3, "ms"), "decode_tok_s": (1.0 / tpot, "tok/s")}[q]
         out.append(dict(group="other engines (transfer)", case=f"{r['engine'][:28]} {r['profile']} b{b} {i}/{o} {q}",
                         measured=v, predicted=pred, unit=unit, source=r["source"]))
+    return out
+
+
+def splitwise_power_cases() -> list[dict]:
+    """Average power per GPU of Llama-2-70B at TP 2/4/8 on DGX-A100 (Splitwise, 2023 vLLM; prompt 512,
+    128 output tokens, batch 1-16) against the derived ``llama-2-70b_<tp>xa100-80gb`` profiles: the
+    power model was fitted on single-GPU 7-8B runs, so the fall of per-GPU power with TP is a
+    prediction (informative: the 2023 engine's steps are 1.1-2x slower than the profile's)."""
+    from agentwatt.core.profile import load_profile
+    out = []
+    for r in M._rows("splitwise_perf.csv"):
+        if r["model"] != "llama2-70b" or r["hardware"] != "a100-80gb" or r["prompt_size"] != "512" \
+                or not r["average_power_frac_tdp_median"]:
+            continue
+        tp, b = int(r["tp"]), int(r["batch_size"])
+        prof = load_profile(f"llama-2-70b_{tp}xa100-80gb")
+        t, e = M.static_batch_energy(prof.latency, prof.power, b, 512, int(r["output_tokens"]))
+        out.append(dict(group="power per GPU vs TP (transfer)", case=f"vLLM-2023 llama-2-70b {tp}xa100-80gb b{b} 512/128",
+                        measured=float(r["average_power_frac_tdp_median"]) * 400.0, predicted=e / t, unit="W",
+                        source="splitwise-sim data/perf_model.csv (MIT), average_power x 400 W TDP"))
     return out
 
 
