@@ -272,6 +272,29 @@ def step_cost(profile: "Profile", prefill_tokens: float, prefill_attn: float, de
     return StepCost(t + t_pre * (1.0 / f - 1.0), cap_w_per_gpu * tp, f)
 
 
+POWER_STATES = ("off", "parked", "idle", "busy")
+
+
+def state_power_w(profile: "Profile", state: str) -> float | None:
+    """Watts per GPU in a power state with no step running: ``off`` 0; ``parked`` no CUDA context,
+    clocks down (``parked_w``; a profile without that level cannot say, and this raises); ``idle``
+    the model loaded (``idle_w``). None when the profile has no power model."""
+    pm = profile.power
+    if not pm.available:
+        return None
+    if state == "off":
+        return 0.0
+    if state == "idle":
+        return pm.idle_w
+    if state == "parked":
+        if pm.parked_w is None:
+            from agentwatt.core.errors import InputError
+            raise InputError(f"profile {profile.name}: no parked power level (power.parked_w): expected a profile "
+                             f"with one, or spare_state = \"idle\" or \"off\"")
+        return pm.parked_w
+    raise ValueError(f"power state {state!r}: expected one of {', '.join(POWER_STATES)}")
+
+
 def idle_power_w(profile: "Profile") -> float | None:
     """Replica watts with no step running (None when the profile has no power model)."""
     pm = profile.power

@@ -137,6 +137,9 @@ class FleetPower:
     idle_tool_s: np.ndarray
     idle_empty_s: np.ndarray
     capped_s: np.ndarray
+    spare_gpus: int = 0               # provisioned GPUs serving nothing, in one power state
+    spare_state: str = "parked"
+    spare_gpu_w: float = 0.0          # their watts together (a constant)
 
     @property
     def it_w(self) -> np.ndarray:
@@ -154,11 +157,15 @@ class FleetPower:
                              "idle_tool_gpu_s": self.idle_tool_s, "idle_empty_gpu_s": self.idle_empty_s})
 
 
-def fleet_power(replica_bins: list, tp: int, gpu_idle_w: float | None, fac, end_s: float) -> FleetPower:
-    """Aggregate per-replica bins into servers, racks and the site (see module docstring)."""
+def fleet_power(replica_bins: list, tp: int, gpu_idle_w: float | None, fac, end_s: float, *,
+                spare_replicas: int = 0, spare_w_per_gpu: float = 0.0, spare_state: str = "parked") -> FleetPower:
+    """Aggregate per-replica bins into servers, racks and the site (see module docstring). Spare
+    replicas fill the servers after the serving ones and draw ``spare_w_per_gpu`` per GPU throughout
+    (their host draws its idle share)."""
     spec = server_spec(fac.server)
     per_server = spec.gpus // tp                      # replicas per server
-    n_servers = math.ceil(len(replica_bins) / per_server)
+    n_all = len(replica_bins) + spare_replicas
+    n_servers = math.ceil(n_all / per_server)
     n_racks = math.ceil(n_servers / fac.servers_per_rack)
     t, width, _ = replica_bins[0].columns(end_s)
     n = len(t)
@@ -170,9 +177,14 @@ def fleet_power(replica_bins: list, tp: int, gpu_idle_w: float | None, fac, end_
         server_gpu_w[srv] += cols["energy_j"] / width
         for c in tot:
             tot[c] += cols[c] * tp
-    gpus_in_server = np.array([min(spec.gpus, (len(replica_bins) - s * per_server) * tp) for s in range(n_servers)])
+    for i in range(len(replica_bins), n_all):
+        server_gpu_w[i // per_server] += spare_w_per_gpu * tp
+    gpus_in_server = np.array([min(spec.gpus, (n_all - s * per_server) * tp) for s in range(n_servers)])
     server_host_w = np.stack([host_power_w(server_gpu_w[k], int(gpus_in_server[k]), gpu_idle_w, spec,
                                            fac.host_dynamic_fraction) for k in range(n_servers)])
+    if spare_state == "off":   # a server holding only spare replicas that are off is off, host included
+        first_all_spare = math.ceil(len(replica_bins) / per_server)
+        server_host_w[first_all_spare:] = 0.0
     server_it = server_gpu_w + server_host_w
     rack_it = np.zeros((n_racks, n))
     for s in range(n_servers):
@@ -181,7 +193,8 @@ def fleet_power(replica_bins: list, tp: int, gpu_idle_w: float | None, fac, end_
     rack_it += fac.network_w_per_rack
     return FleetPower(time_s=t, width_s=width, gpu_w=server_gpu_w.sum(0), host_w=server_host_w.sum(0),
                       network_w=network, pue=pue_at(fac.pue, t), server_it_w=server_it, rack_it_w=rack_it,
-                      gpus=len(replica_bins) * tp, **tot)
+                      gpus=len(replica_bins) * tp, spare_gpus=spare_replicas * tp, spare_state=spare_state,
+                      spare_gpu_w=spare_replicas * tp * spare_w_per_gpu, **tot)
 
 
 def rows_of(fp: FleetPower, fac) -> np.ndarray:

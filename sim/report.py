@@ -177,6 +177,15 @@ def window_sum(t: np.ndarray, width: np.ndarray, per_bin: np.ndarray, start: flo
     return float(np.sum(in_window(t, width, per_bin, start, end)))
 
 
+def _state_seconds(fp) -> dict[str, float]:
+    span = float(np.sum(fp.width_s))
+    out = {"busy": float(fp.busy_s.sum()), "idle": float(fp.idle_tool_s.sum() + fp.idle_empty_s.sum()),
+           "parked": 0.0, "off": 0.0}
+    if fp.spare_gpus:
+        out[fp.spare_state] += fp.spare_gpus * span
+    return out
+
+
 def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, fin_c, fin_s, fp,
                   t_end: float, warnings: list[str]) -> dict[str, Any]:
     from agentwatt.sim import facility as F
@@ -184,6 +193,7 @@ def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, 
     e_busy = _total(replicas, "busy_energy_j")
     e_idle = _total(replicas, "idle_energy_j")
     e_idle_tool = _total(replicas, "idle_tool_energy_j")
+    e_spare = fp.spare_gpu_w * float(np.sum(fp.width_s))
     e = e_busy + e_idle
     w = fp.width_s
     host_j = float(np.sum(fp.host_w * w))
@@ -205,6 +215,7 @@ def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, 
         "gpu_idle_energy_j": e_idle,
         "gpu_idle_tool_energy_j": e_idle_tool,
         "gpu_idle_empty_energy_j": e_idle - e_idle_tool,
+        "gpu_spare_energy_j": e_spare,   # spare replicas (in gpu_energy_j's fleet series, not in gpu_energy_j)
         "energy_per_session_j": float(per_session.mean()) if per_session is not None else None,
         "energy_per_session_busy_j": float(fin_s["energy_j"].mean()) if len(fin_s) else None,
         "energy_per_session_with_idle_j": gpu_win_j / per_win if per_win else None,
@@ -229,6 +240,8 @@ def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, 
         "provisioning": F.provisioning(fp, scenario.facility, res),
         "gpu_time_split": {"busy_s": float(fp.busy_s.sum()), "idle_tool_s": float(fp.idle_tool_s.sum()),
                            "idle_empty_s": float(fp.idle_empty_s.sum())},
+        # GPU-seconds per power state: serving GPUs are busy or idle with the model loaded; spares sit in one state
+        "gpu_state_seconds": _state_seconds(fp),
     }
     warnings += F.nameplate_warnings(fp, scenario.facility, res)
     rows = F.rows_of(fp, scenario.facility)

@@ -24,6 +24,7 @@ import pandas as pd
 import simpy
 
 from agentwatt.core.profile import Profile, load_profile
+from agentwatt.core.step import state_power_w
 from agentwatt.core.errors import InvariantViolation
 from agentwatt.sim.fleet import build
 from agentwatt.sim.scenario import Scenario
@@ -137,8 +138,10 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
     _check_times(scenario, calls, sessions, t_end)
     fp = None
     if profile.power.available:
+        spare = scenario.fleet.spare_replicas
         fp = fleet_power([r.bins for r in replicas], profile.hardware.tp, profile.power.idle_w,
-                         scenario.facility, t_end)
+                         scenario.facility, t_end, spare_replicas=spare, spare_state=scenario.fleet.spare_state,
+                         spare_w_per_gpu=state_power_w(profile, scenario.fleet.spare_state) if spare else 0.0)
         _check_facility_energy(scenario, replicas, fp)
     summary = summarize(scenario, profile, calls, sessions, pd.DataFrame([r.counters() for r in replicas]),
                         ctx.counts(), fp, t_end)
@@ -181,7 +184,8 @@ def _check_times(scenario: Scenario, calls: pd.DataFrame, sessions: pd.DataFrame
 def _check_facility_energy(scenario: Scenario, replicas, fp) -> None:
     seed = scenario.run.seed
     gpu_j = float(np.sum(fp.gpu_w * fp.width_s))
-    counted = sum(r.books.busy_energy_j + r.books.idle_energy_j for r in replicas)
+    counted = sum(r.books.busy_energy_j + r.books.idle_energy_j for r in replicas) \
+        + fp.spare_gpu_w * float(np.sum(fp.width_s))
     if not math.isclose(gpu_j, counted, rel_tol=1e-9, abs_tol=1e-6):
         raise InvariantViolation(f"bug (seed {seed}): power series integrates to {gpu_j} J, replicas counted {counted} J")
 

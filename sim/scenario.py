@@ -29,6 +29,13 @@ class RunConfig:
 @dataclass(frozen=True, kw_only=True)
 class FleetConfig:
     replicas: int = 1
+    # provisioned replicas that serve nothing (N+k spares, capacity held for peaks): their GPUs sit in
+    # one power state the whole run: "parked" (no model, clocks down), "idle" (model loaded) or "off"
+    spare_replicas: int = 0
+    spare_state: str = "parked"
+
+
+SPARE_STATES = ("parked", "idle", "off")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,8 +270,10 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
                     step_trace=_bool(t, "step_trace", d.step_trace, where, "run"))
 
     t = _table(data, "fleet", where)
-    _check_keys(t, {"replicas"}, where, "fleet")
-    fleet = FleetConfig(replicas=_num(t, "replicas", 1, where, "fleet", integer=True, lo=1, hi=1_000_000))
+    _check_keys(t, {"replicas", "spare_replicas", "spare_state"}, where, "fleet")
+    fleet = FleetConfig(replicas=_num(t, "replicas", 1, where, "fleet", integer=True, lo=1, hi=1_000_000),
+                        spare_replicas=_num(t, "spare_replicas", 0, where, "fleet", integer=True, lo=0, hi=1_000_000),
+                        spare_state=_str(t, "spare_state", "parked", where, "fleet", choices=SPARE_STATES))
 
     t = _table(data, "engine", where)
     e = EngineConfig()
