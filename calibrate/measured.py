@@ -176,7 +176,8 @@ def fit_engine(gpu: str, exclude_model: str | None = None) -> EngineFit:
     eta_kv = chip.eta_mem
 
     def pred(x):
-        eng = EngineFit(gpu=gpu, floor_s=x[0], seq_s=x[1], eta_kv=eta_kv, eta_attn=x[2], gqa_reread=x[3], mape=0, n=0)
+        eng = EngineFit(gpu=gpu, floor_s=x[0], seq_s=x[1], eta_kv=eta_kv, eta_attn=x[2], gqa_reread=x[3],
+                        allreduce_scale=x[4], mape=0, n=0)
         return np.array([static_batch(latency_model(m, gpu, tp, chip, eng, allreduce_for(gpu, tp)), b, i, o)[1]
                          for m, tp, b, i, o, _ in cases])
     # prefill attention: FlashAttention-2 reaches 50-73 % of A100 peak in its forward pass (Dao 2023,
@@ -184,11 +185,16 @@ def fit_engine(gpu: str, exclude_model: str | None = None) -> EngineFit:
     # FLOPs lies between 0.25 and 1.5
     # decode attention: KV bytes at eta_kv of HBM bandwidth, GQA re-reads (core/derive.py) between
     # none (0) and every query head reading its KV head from HBM (1)
-    res = least_squares(lambda x: np.log(pred(x) / y), [3e-3, 2e-5, 0.6, 0.2],
-                        bounds=([0.0, 0.0, 0.25, 0.0], [0.05, 1e-3, 1.5, 1.0]))
+    # all-reduce: vLLM replaces NCCL by its own one-shot kernel for small messages within a node
+    # (vLLM 0.6 custom_all_reduce, messages < 8 MiB, TP <= 8): its latency is a share of NCCL's
+    # (Vidur's measurements), fitted on the TP > 1 runs (0 for a GPU without any: 1, NCCL's)
+    has_tp = any(c[1] > 1 for c in cases)
+    res = least_squares(lambda x: np.log(pred(x) / y), [3e-3, 2e-5, 0.6, 0.2, 1.0 if not has_tp else 0.5],
+                        bounds=([0.0, 0.0, 0.25, 0.0, 0.05 if has_tp else 0.999], [0.05, 1e-3, 1.5, 1.0, 2.0]))
     err = np.abs(pred(res.x) / y - 1)
     return EngineFit(gpu=gpu, floor_s=float(res.x[0]), seq_s=float(res.x[1]), eta_kv=eta_kv,
-                     eta_attn=float(res.x[2]), gqa_reread=float(res.x[3]), mape=float(np.mean(err)), n=len(y))
+                     eta_attn=float(res.x[2]), gqa_reread=float(res.x[3]), allreduce_scale=float(res.x[4]),
+                     mape=float(np.mean(err)), n=len(y))
 
 
 def engine_for(gpu: str, exclude_model: str | None = None) -> EngineFit:

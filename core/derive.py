@@ -43,6 +43,7 @@ class EngineFit:
     eta_kv: float           # bandwidth share reading the KV cache in decode attention
     eta_attn: float         # compute share of prefill attention
     gqa_reread: float = 0.0  # share of a KV head's re-reads by each further query head of its group that miss cache
+    allreduce_scale: float = 1.0  # the engine's all-reduce latency ÷ NCCL's (vLLM runs its own kernel for small messages)
     mape: float
     n: int
 
@@ -78,7 +79,7 @@ def latency_model(model: ModelSpec, gpu: str, tp: int, chip: ChipFit, eng: Engin
     active = model.layer_params_active
     token_s = 2.0 * L * active / tp / (chip.eta_compute * peak)
     alpha, beta = (allreduce.alpha_s, allreduce.beta_bytes_per_s) if tp > 1 else (0.0, math.inf)
-    comm_const = 2 * L * alpha
+    comm_const = 2 * L * alpha * eng.allreduce_scale
     comm_token = 2 * L * h * 2 / beta if tp > 1 else 0.0
     elem_token = L * chip.elem_byte_s * h * 2 / tp
     per_token = elem_token + comm_token
@@ -135,7 +136,7 @@ def fits_for(gpu: str) -> tuple[ChipFit, EngineFit, str]:
         else:
             rows = list(t["engines"].values())
             eng = EngineFit(gpu=gpu, **{k: _mean(rows, k) for k in ("floor_s", "seq_s", "eta_kv", "eta_attn",
-                                                                     "gqa_reread")},
+                                                                     "gqa_reread", "allreduce_scale")},
                             mape=float("nan"), n=0)
             how += "; engine: mean of the measured GPUs"
     return chip, eng, how
