@@ -234,7 +234,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
 
     # --- LATS (Table II: all four) ---------------------------------------------------------------
-    _preset("lats-hotpotqa", Lats, HOTPOTQA),  # defaults in lats.Lats are HotpotQA's (~65 calls per request)
+    _preset("lats-hotpotqa", Lats, HOTPOTQA),  # defaults in lats.Lats are HotpotQA's (~71 calls per request)
     _preset(
         "lats-webshop", Lats, WEBSHOP,
         n_children=5,  # assumption: one more child than HotpotQA (WebShop pages offer many items to click)
@@ -242,6 +242,8 @@ PRESETS: tuple[Preset, ...] = (
         max_depth=15,  # assumption: a shopping episode needs more steps than a two-hop question
         child_success_prob=0.012,  # [I] fitted so that LATS-WebShop averages ~180 calls (Fig. 4 bar "close to 180" [S])
         solvable_fraction=0.7,  # assumption
+        sample_diversity=0.5, terminal_prob=0.08,  # as fitted before the HotpotQA width model (lats.py): only
+        max_reflections=100_000,  # ... max_iterations bounds these searches
     ),
     _preset(
         "lats-math", Lats, MATH,
@@ -249,6 +251,8 @@ PRESETS: tuple[Preset, ...] = (
         max_iterations=7,  # [I] Fig. 4's MATH axis tops at 36 [F]: 7 iterations × 5 calls = 35
         child_success_prob=0.07,  # [I] fitted so that LATS-MATH averages ~29 calls (inside the 36 axis)
         solvable_fraction=0.6,  # assumption
+        sample_diversity=0.5, terminal_prob=0.08,  # as fitted before the HotpotQA width model (lats.py): only
+        max_reflections=100_000,  # ... max_iterations bounds these searches
     ),
     _preset(
         "lats-humaneval", Lats, HUMANEVAL,
@@ -256,6 +260,8 @@ PRESETS: tuple[Preset, ...] = (
         max_iterations=2,  # [I] see n_children
         child_success_prob=0.3,  # assumption: most HumanEval tasks pass within two expansions
         solvable_fraction=0.8,  # assumption
+        sample_diversity=0.5, terminal_prob=0.08,  # as fitted before the HotpotQA width model (lats.py): only
+        max_reflections=100_000,  # ... max_iterations bounds these searches
     ),
 
     # --- LLMCompiler (Table II: HotpotQA, WebShop) ------------------------------------------------

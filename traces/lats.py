@@ -12,19 +12,33 @@ observations):
    invocation" [Q]): a tool call, then an evaluation LLM call whose prompt is
    [value instruction] [question] [path] [child action] [child observation]. Siblings share the
    [value instruction][question][path] prefix;
-3. **join**, then one of: success (stop); a failed terminal (wrong Finish, or the path reached
-   ``max_depth``): a reflection LLM call, and the search restarts from the root with the reflection
-   in every later prompt; otherwise descend into one child (the path grows by one step).
+3. **join**, then the value function reads the children's scores (paper Fig. 3(d): "Evaluate" per
+   child, "select child"): a child that reached the right answer wins (stop, solved); else a wrong
+   Finish that the value function scored as a solution ends the search with that answer (stop,
+   unsolved: the agent cannot tell, the paper's accuracy is scored afterwards); else a wrong Finish
+   the value function pruned, or a path that reached ``max_depth``, is a failed terminal: a
+   reflection LLM call, and the search restarts from the root with the reflection in every later
+   prompt; otherwise descend into one child (the path grows by one step).
 
 The context holds only the root-to-node path (paper §2.4 [Q]), so prompts do not grow beyond
-``max_depth`` steps. The search stops at success or after ``max_iterations`` iterations.
+``max_depth`` steps. The sequential budget is the number of reflections (paper Fig. 16(b) [F]: LATS's
+sequential knob is "max reflection steps", 4–512): the search stops at the failed terminal that would
+need reflection ``max_reflections + 1``, or after ``max_iterations`` iterations (a safety cap).
 
-Success odds (assumptions): a task is solvable with probability ``solvable_fraction``; in one
-iteration each child of a solvable task reaches the right answer with probability
-``child_success_prob``, and the n children of one expansion count as n ** ``sample_diversity``
-independent tries (samples of one prompt are correlated). Wider expansions therefore finish in fewer
-iterations (lower latency) but spend more calls in total (paper §2.8 [Q]: 1 → 16 children raised
-accuracy and cut latency, at the cost of more concurrent LLM requests).
+Why width cuts latency (paper §2.8 [Q]: 1 → 16 children "+14.4 percentage points while
+simultaneously reducing latency by 196.3s on average"): every per-child chance below is a chance per
+sample, and the n samples of one expansion count as n ** ``sample_diversity`` independent tries, so a
+wider expansion reaches *some* end — the right answer on a solvable task, an accepted wrong answer
+on any task — in fewer iterations; and since the value function prefers a right answer to a wrong one
+found in the same iteration, the right one wins more often when more candidates are looked at
+(accuracy rises). A wide iteration takes longer (16 samples decode together, the slowest of 16
+tools), which the simulation charges as it comes.
+
+Success odds (assumptions, sources beside each default): a task is solvable with probability
+``solvable_fraction``; per iteration each child of a solvable task reaches the right answer with
+probability ``child_success_prob``; each child is a wrong Finish the value function accepts with
+probability ``false_finish_prob``, and a wrong Finish it prunes with probability ``terminal_prob``.
+``outcome`` gives the exact accuracy and expected iterations of this chain (no sampling).
 """
 from __future__ import annotations
 
@@ -46,15 +60,26 @@ class Lats:
     """LATS knobs; defaults are LATS-HotpotQA's (other benchmarks override them in ``agents``)."""
 
     n_children: int = 4  # [F] paper Fig. 16(c) sweeps 1, 2, 4, 8, 16 children per expansion; 4 is the middle point
-    max_iterations: int = 32  # assumption: a power of two inside Fig. 16(b)'s 4–512 sweep of LATS's sequential knob [F]
+    max_reflections: int = 5  # the sequential budget: [F] Fig. 16(b)'s LATS knob is "max reflection steps" (4–512);
+    #   [I] 5 with the odds below gives Fig. 4's ~71 LLM calls per request (expected 71.4 calls: 13.6 iterations × 5
+    #   calls + 3.4 reflections, exact chain of ``outcome``); the paper does not state Fig. 4's LATS setting
+    max_iterations: int = 1000  # a safety cap; the search ends on an answer or on the reflection budget first
     max_depth: int = 7  # assumption: a trajectory of at most 7 steps before it counts as a failed terminal
-    solvable_fraction: float = 0.8  # [I] paper Table III: 8B LATS reaches 80 % accuracy at its best setting [Q]
-    child_success_prob: float = 0.055  # [I] fitted (3 seeds × 2,000 sessions) so that LATS-HotpotQA averages ~70 LLM
-    #   calls per request: paper §2.1 [Q] "an average of 71.0"; the bars read "60+" on HotpotQA and ~180 on WebShop [S],
-    #   MATH/HumanEval are bounded by 36 and 8 [F], so 71.0 may also be the four-benchmark mean: (70 + 181 + 29 + 6) / 4
-    #   = 71.5 with the other presets (agents.py).
-    sample_diversity: float = 0.5  # assumption: n samples of one prompt count as n ** 0.5 independent tries
-    terminal_prob: float = 0.08  # assumption: chance that one child is a wrong Finish (a failed terminal)
+    solvable_fraction: float = 0.8  # [I] paper Table III: 8B LATS reaches 80 % accuracy at its best setting [Q]; the
+    #   widest expansion (16 children, Fig. 16(c)) at the width sweep's budget reaches 79.4 % (``accuracy``)
+    child_success_prob: float = 0.01  # [I] per sample and iteration; with sample_diversity and terminal_prob chosen
+    #   (grid search over the exact chain, then the single-request estimate on 150 sessions) so that, at the width
+    #   sweep's budget (32 reflections, paper/scaling.py), 1 → 16 children raises accuracy by ~15 pp (paper §2.8 [Q]:
+    #   +14.4 pp) and cuts mean latency by ~190 s (paper: 196.3 s), while Fig. 4's default keeps ~71 calls
+    sample_diversity: float = 0.875  # [I] see child_success_prob: n samples of one prompt count as n ** 0.875
+    #   independent tries (samples of one prompt are correlated, so < 1; 0.5 cannot reach the paper's drop: at most
+    #   4 tries from 16 samples, while a 16-wide iteration takes ~2x as long as a 1-wide one)
+    terminal_prob: float = 0.12  # [I] see child_success_prob: chance that one sample is a wrong Finish that the
+    #   value function prunes (a failed terminal: reflection and restart). Wider iterations hit failed terminals
+    #   sooner, so an unsolved task spends its reflection budget in fewer iterations: 163 → 43 expected iterations
+    #   from 1 to 16 children at 32 reflections
+    false_finish_prob: float = 0.0  # assumption: the value function never accepts a wrong Finish as a solution
+    #   (kept as a knob; > 0 ends unsolved searches early, at any budget)
     sample_mode: str = "one-call"  # "one-call" (paper's call count, Fig. 4/8) or "fan-out" (n parallel calls)
     eval_instruction_tokens: int = 600  # assumption: value prompt with scored example trajectories
     eval_output_mean_tokens: float = 40.0  # assumption: a short critique and a score
@@ -66,22 +91,61 @@ class Lats:
     def validate(self, agent: str, task: Task) -> None:
         require_int(agent, self, "n_children", 1, 256)
         require_int(agent, self, "max_iterations", 1, 100_000)
+        require_int(agent, self, "max_reflections", 0, 100_000)
         require_int(agent, self, "max_depth", 1, 1000)
         require_int(agent, self, "eval_instruction_tokens", 1)
         require_int(agent, self, "reflection_instruction_tokens", 1)
-        require_prob(agent, self, ("solvable_fraction", "child_success_prob", "terminal_prob", "sample_diversity"))
+        require_prob(agent, self, ("solvable_fraction", "child_success_prob", "terminal_prob", "false_finish_prob",
+                                          "sample_diversity"))
         require_positive(agent, self, ("eval_output_mean_tokens", "reflection_output_mean_tokens"))
         require_sigma(agent, self, ("eval_output_sigma", "reflection_output_sigma"))
         require(agent, "sample_mode", self.sample_mode, self.sample_mode in SAMPLE_MODES,
                 f"one of {', '.join(SAMPLE_MODES)}")
 
+    def tries(self) -> float:
+        """The n samples of one expansion as a number of independent tries (n ** sample_diversity)."""
+        return self.n_children ** self.sample_diversity
+
     def success_prob(self) -> float:
         """Chance that one iteration of a solvable task finds the answer."""
-        return 1.0 - (1.0 - self.child_success_prob) ** (self.n_children ** self.sample_diversity)
+        return 1.0 - (1.0 - self.child_success_prob) ** self.tries()
+
+    def false_finish_iteration_prob(self) -> float:
+        """Chance that one iteration ends the search on a wrong answer the value function accepted."""
+        return 1.0 - (1.0 - self.false_finish_prob) ** self.tries()
 
     def failed_terminal_prob(self) -> float:
-        """Chance that one iteration hits a wrong Finish among its children."""
-        return 1.0 - (1.0 - self.terminal_prob) ** (self.n_children ** self.sample_diversity)
+        """Chance that one iteration hits a wrong Finish that the value function pruned."""
+        return 1.0 - (1.0 - self.terminal_prob) ** self.tries()
+
+    def outcome(self, solvable: bool = True) -> tuple[float, float]:
+        """(chance the search ends on the right answer, expected iterations) for one task, exactly:
+        the chain of ``build`` over (depth, reflections used), iteration by iteration."""
+        s = self.success_prob() if solvable else 0.0
+        a, f = self.false_finish_iteration_prob(), self.failed_terminal_prob()
+        d_max, r_max = self.max_depth, self.max_reflections
+        alive = np.zeros((d_max, r_max + 1))
+        alive[0, 0] = 1.0
+        won = iters = 0.0
+        for it in range(self.max_iterations):
+            mass = alive.sum()
+            if mass < 1e-12:
+                break
+            iters += mass
+            won += s * mass
+            go = alive * (1 - s) * (1 - a)
+            if it == self.max_iterations - 1:
+                break
+            fail = go * f
+            fail[d_max - 1] = go[d_max - 1]                  # the path reached max_depth
+            alive = np.zeros_like(alive)
+            alive[1:] = (go - fail)[:-1]                     # descend
+            alive[0, 1:] += fail[:, :-1].sum(axis=0)         # reflect and restart; the last column stops
+        return float(won), float(iters)
+
+    def accuracy(self) -> float:
+        """The generator's own accuracy: solvable share × chance the search ends on the right answer."""
+        return float(self.solvable_fraction * self.outcome(True)[0])
 
     def _expand(self, b: DagBuilder, rng: np.random.Generator, task: Task, prompt: tuple[Segment, ...],
                 deps: tuple[int, ...]) -> list[tuple[Segment, int]]:
@@ -95,7 +159,8 @@ class Lats:
 
     def build(self, b: DagBuilder, agent: str, task: Task, rng: np.random.Generator) -> None:
         solvable = rng.random() < self.solvable_fraction
-        p_success, p_terminal = self.success_prob(), self.failed_terminal_prob()
+        p_success = self.success_prob()
+        p_false, p_terminal = self.false_finish_iteration_prob(), self.failed_terminal_prob()
         question = b.segment("q", task.draw_question(rng))
         head = (task.shared_prefix(agent), question)
         value_head = (Segment(f"{agent}:value", self.eval_instruction_tokens), question)
@@ -118,14 +183,15 @@ class Lats:
                 ends.append(b.llm(value_head + tuple(path) + (action, obs), out, deps=(tool.id,)).id)
                 steps.append((action, obs))
             deps = tuple(ends)
-            if solvable and rng.random() < p_success:
-                return
+            found = rng.random() < p_success      # drawn for every task, so streams do not depend on solvability
+            if (solvable and found) or rng.random() < p_false:
+                return                            # an answer the value function accepts: right or wrong
             best = steps[int(rng.integers(len(steps)))]
             failed = rng.random() < p_terminal or len(path) // 2 + 1 >= self.max_depth
             if not failed:
                 path.extend(best)
                 continue
-            if it == self.max_iterations - 1:
+            if it == self.max_iterations - 1 or len(reflections) >= self.max_reflections:
                 return
             out = draw_tokens(rng, self.reflection_output_mean_tokens, self.reflection_output_sigma,
                               task.max_segment_tokens)
