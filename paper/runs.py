@@ -23,6 +23,16 @@ from agentwatt.sim.scenario import Scenario, scenario_from_dict
 PROFILES = {"8b": "llama-3.1-8b_a100-40gb", "70b": "llama-3.1-70b_8xa100-40gb"}
 FOREVER_S = 1e9
 
+# The paper's server is vLLM 0.6.6 (docs/paper.md §1.3 [Q]); it states none of the engine settings, so
+# these are vLLM 0.6.6's defaults for Llama-3.1-8B served by the OpenAI-compatible server where they
+# differ from ``sim.scenario.EngineConfig``'s: the model's max_model_len is 131,072 > 32K, which turns
+# chunked prefill on by default (vllm-project/vllm#6666, kept on with prefix caching by #8342), and
+# the V0 engine's default step budget with chunked prefill is 512 tokens (vLLM docs,
+# performance.rst: "512 is the default max_num_batched_tokens for chunked prefill"; the 2048-token
+# OpenAI-server budget came with the V1 engine, #11061). max_num_seqs 256, block size 16 and
+# gpu_memory_utilization 0.9 are already EngineConfig's defaults.
+VLLM_066 = {"max_num_batched_tokens": 512}
+
 
 @dataclass
 class Lab:
@@ -50,16 +60,29 @@ class Lab:
         return self.runs[key]
 
     def alone(self, agent: str, sessions: int, *, model: str = "8b", knobs: dict | None = None,
-              prefix_caching: bool = True, seed: int | None = None) -> Results:
+              prefix_caching: bool = True, seed: int | None = None, engine: dict | None = None) -> Results:
         wl = {"agent": agent, "arrival": "closed", "concurrency": 1, "sessions": sessions, "knobs": knobs or {}}
         return self.run(_scenario(f"{agent} alone", wl, model, self.seed if seed is None else seed, FOREVER_S,
-                                  FOREVER_S, prefix_caching))
+                                  FOREVER_S, prefix_caching, engine))
 
     def poisson(self, agent: str, rate_per_s: float, duration_s: float, *, prefix_caching: bool = True,
-                drain_s: float = 600.0) -> Results:
-        wl = {"agent": agent, "rate_per_s": rate_per_s}
-        return self.run(_scenario(f"{agent} at {rate_per_s:g}/s", wl, "8b", self.seed, duration_s, drain_s,
-                                  prefix_caching))
+                drain_s: float = 600.0, engine: dict | None = None, seed: int | None = None,
+                model: str = "8b", knobs: dict | None = None) -> Results:
+        wl = {"agent": agent, "rate_per_s": rate_per_s, **({"knobs": knobs} if knobs else {})}
+        return self.run(_scenario(f"{agent} at {rate_per_s:g}/s", wl, model, self.seed if seed is None else seed,
+                                  duration_s, drain_s, prefix_caching, engine))
+
+    def variant(self, model: str, **latency_scale: float) -> str:
+        """Register a copy of ``model``'s profile with latency terms scaled (``decode_ctx_s=0.5``) for a
+        one-factor probe; returns its name for ``model=`` (the scaled terms are in the name)."""
+        import dataclasses
+        base = PROFILES.get(model, model)
+        name = base + "~" + ",".join(f"{k}x{v:g}" for k, v in sorted(latency_scale.items()))
+        if name not in self.profiles:
+            p = self.profile(base)
+            lat = dataclasses.replace(p.latency, **{k: getattr(p.latency, k) * v for k, v in latency_scale.items()})
+            self.profiles[name] = dataclasses.replace(p, latency=lat)
+        return name
 
     def batched(self, agent: str, concurrency: int, sessions: int, *, model: str = "8b",
                 knobs: dict | None = None, seed: int | None = None) -> Results:
@@ -70,10 +93,11 @@ class Lab:
 
 
 def _scenario(name: str, workload: dict, model: str, seed: int, duration_s: float, drain_s: float,
-              prefix_caching: bool) -> dict[str, Any]:
-    return {"name": name, "profile": PROFILES[model],
+              prefix_caching: bool, engine: dict | None = None) -> dict[str, Any]:
+    """One run's scenario; ``engine`` adds ``[engine]`` settings (e.g. ``VLLM_066``) to the defaults."""
+    return {"name": name, "profile": PROFILES.get(model, model),
             "run": {"seed": seed, "duration_s": duration_s, "drain_timeout_s": drain_s},
-            "engine": {"prefix_caching": prefix_caching}, "workload": [workload]}
+            "engine": {**(engine or {}), "prefix_caching": prefix_caching}, "workload": [workload]}
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -176,3 +200,31 @@ def wh_per_query(res: Results) -> float:
     """GPU energy per completed session, idle time during tools included (Table III's measure)."""
     s = res.summary
     return s["gpu_energy_j"] / s["sessions_completed"] / 3600.0
+
+
+def call_time_split(res: Results, agent: str, knobs: dict, seed: int,
+                    tool_like: set[tuple[int, int]] = frozenset()) -> float | None:
+    """Tool share of a request's time from per-call timers, the way the authors' harness keeps them
+    (docs/paper.md §5: the Wikipedia tool "times each call into ``all_times``"; each LLM call is timed
+    by its client): per session, Σ tool-call latencies ÷ (Σ tool-call latencies + Σ LLM-call
+    latencies), averaged over sessions. Parallel calls (LATS children, LLMCompiler's DAG) each count
+    in full, so LLM work that overlaps a tool no longer hides the tool. Calls in ``tool_like`` count
+    as tool time. Tool latencies come from the run's sessions regenerated (``closed_loop_sessions``);
+    None if they cannot be matched to the run."""
+    s = res.sessions.sort_values("session_id")
+    regen = closed_loop_sessions(agent, knobs, len(s), seed)
+    if [len(x.llm_calls) for x in regen] != s["n_llm_calls"].tolist():
+        return None
+    calls = res.calls[res.calls["status"] == "finished"]
+    dur = dict(zip(zip(calls["session_id"], calls["node_id"]), calls["finish_s"] - calls["submit_s"]))
+    done = set(finished(res.sessions)["session_id"])
+    shares = []
+    for sid, x in zip(s["session_id"], regen):
+        if sid not in done:
+            continue
+        llm = sum(dur.get((sid, c.id), 0.0) for c in x.llm_calls if (sid, c.id) not in tool_like)
+        tool = sum(t.latency_s for t in x.tool_calls) + sum(dur.get((sid, c.id), 0.0) for c in x.llm_calls
+                                                          if (sid, c.id) in tool_like)
+        if llm + tool > 0:
+            shares.append(tool / (llm + tool))
+    return float(np.mean(shares)) if shares else None
