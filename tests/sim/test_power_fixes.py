@@ -123,7 +123,11 @@ def test_fleet_energy_per_session_is_window_energy_over_window_sessions():
 
 
 def test_short_run_with_sessions_in_flight_is_not_charged_to_the_few_finished():
-    wl = [{"agent": "lats-hotpotqa", "rate_per_s": 0.2}]
+    # LATS with the odds it had before the width model (traces/lats.py), whose quick successes finish a
+    # few sessions inside the 65 s run while most are still in flight
+    old_odds = {"child_success_prob": 0.055, "sample_diversity": 0.5, "terminal_prob": 0.08, "max_iterations": 32,
+                "max_reflections": 100_000}
+    wl = [{"agent": "lats-hotpotqa", "rate_per_s": 0.2, "knobs": old_odds}]
     s = run(_sc(duration=60.0, workload=wl, replicas=2, drain=5.0)).summary
     assert s["sessions_in_flight"] > s["sessions_completed"] / 2
     long = run(_sc(duration=900.0, workload=wl, replicas=2)).summary["energy_per_session_with_idle_j"]
