@@ -23,7 +23,6 @@ from __future__ import annotations
 from agentwatt.paper import figures
 from agentwatt.paper.rows import Row, Section, md_table
 from agentwatt.paper.runs import Lab, e2e, finished, pct, wh_per_query
-from agentwatt.paper.values import paper
 from agentwatt.traces.agents import make_agent
 
 BUDGETS = (3, 4, 5, 10, 15, 20, 25)        # docs/paper.md §2.7 [F] Fig. 14 HotpotQA x axis

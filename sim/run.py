@@ -110,7 +110,7 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
     from agentwatt.sim.facility import with_server
     scenario = replace(scenario, facility=with_server(scenario.facility, profile))   # the GPU's server if unset
     world = build(scenario, profile, sessions=sessions)
-    env, replicas, ctx, rec, num_blocks = world.env, world.replicas, world.ctx, world.recorder, world.num_blocks
+    env, replicas, ctx, rec = world.env, world.replicas, world.ctx, world.recorder
     end_s = scenario.run.duration_s
     deadline = scenario.run.duration_s + scenario.run.drain_timeout_s
     if progress:
