@@ -15,6 +15,7 @@ from functools import lru_cache
 from importlib import resources
 
 from agentwatt.core.errors import InputError
+from agentwatt.core.profile import ModelShape
 
 PRECISION_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "fp32": 4}
 ALIASES = {"llama-3-8b-instruct": "llama-3-8b", "qwen2-7b": "qwen2.5-7b", "qwen2-72b": "qwen2.5-72b",
@@ -72,6 +73,13 @@ class ModelSpec:
     def n_params_active(self) -> int:
         return self.n_layers * self.layer_params_active + self.lm_head_params
 
+    def shape(self, dtype_bytes: int = 2) -> ModelShape:
+        """The profile's ``ModelShape`` of this model at ``dtype_bytes`` per weight and KV element."""
+        return ModelShape(name=self.name, n_layers=self.n_layers, hidden_size=self.hidden_size,
+                          n_heads=self.n_heads, n_kv_heads=self.n_kv_heads, head_dim=self.head_dim,
+                          intermediate_size=self.intermediate_size, vocab_size=self.vocab_size,
+                          n_params=self.n_params, dtype_bytes=dtype_bytes)
+
     def kv_bytes_per_token(self, kv_bytes: int = 2) -> int:
         """K and V of every layer and KV head, whole model (before TP sharding)."""
         return 2 * self.n_layers * self.n_kv_heads * self.head_dim * kv_bytes
@@ -80,13 +88,6 @@ class ModelSpec:
     def attn_flops_per_pair(self) -> float:
         """FLOPs of one query attending to one key (QKᵀ and PV, all layers and heads)."""
         return 4.0 * self.n_layers * self.n_heads * self.head_dim
-
-    def expert_fraction_read(self, tokens: float) -> float:
-        """Expected share of a layer's experts that ``tokens`` routed tokens touch (1 for dense):
-        1 − (1 − k/E)^T with uniform routing."""
-        if self.experts <= 1:
-            return 1.0
-        return 1.0 - (1.0 - self.experts_per_token / self.experts) ** max(tokens, 1.0)
 
 
 @lru_cache(maxsize=1)

@@ -38,15 +38,21 @@ if TYPE_CHECKING:
     from agentwatt.core.profile import LatencyModel, Profile
 
 
+def weight_read_s(lat: "LatencyModel", tokens: float) -> float:
+    """Seconds reading the weights once: the dense ones, and of a mixture of experts the share of
+    experts ``tokens`` routed tokens touch, 1 − (1 − k/E)^T with uniform routing."""
+    w = lat.weight_s
+    if lat.expert_weight_s and tokens > 0:
+        w += lat.expert_weight_s * (1.0 - (1.0 - lat.experts_per_token / lat.experts) ** tokens)
+    return w
+
+
 def linear_s(lat: "LatencyModel", tokens: float) -> float:
     """Seconds of the weight-streaming matmuls for ``tokens`` tokens (0 without a roofline term)."""
     if tokens <= 0 or (lat.weight_s == 0.0 and lat.token_s == 0.0):
         return 0.0
-    w = lat.weight_s
-    if lat.expert_weight_s:
-        w += lat.expert_weight_s * (1.0 - (1.0 - lat.experts_per_token / lat.experts) ** tokens)
     p = lat.overlap_p
-    return (w ** p + (lat.token_s * tokens) ** p) ** (1.0 / p)
+    return (weight_read_s(lat, tokens) ** p + (lat.token_s * tokens) ** p) ** (1.0 / p)
 
 
 def step_s(lat: "LatencyModel", prefill_tokens: float, prefill_attn: float, decode_seqs: float,
@@ -185,10 +191,8 @@ def activity(lat: "LatencyModel", prefill_tokens: float, prefill_attn: float, de
     as neither: counting them as memory activity fitted the measured power no better held out
     (energy per request 11.5 % vs 9.7 % mean error) and drove H100's compute watts to 0."""
     tokens = prefill_tokens + decode_seqs
-    w = lat.weight_s
-    if lat.expert_weight_s and tokens > 0:
-        w += lat.expert_weight_s * (1.0 - (1.0 - lat.experts_per_token / lat.experts) ** tokens)
-    return lat.token_s * tokens + lat.prefill_attn_s * prefill_attn, w + lat.decode_ctx_s * decode_ctx
+    return (lat.token_s * tokens + lat.prefill_attn_s * prefill_attn,
+            weight_read_s(lat, tokens) + lat.decode_ctx_s * decode_ctx)
 
 
 # DVFS under a cap. SM clock scales the compute terms (time x 1/f, their power x f^3: CMOS dynamic
