@@ -45,7 +45,7 @@ from agentwatt.core import step
 from agentwatt.core.errors import InputError
 from agentwatt.core.gpus import GpuSpec, get_gpu
 from agentwatt.core.models import ModelSpec, get_model
-from agentwatt.core.derive import AllReduce, ChipFit, EngineFit, latency_model
+from agentwatt.core.derive import AllReduce, ChipFit, EngineFit, derive_latency, latency_model
 from agentwatt.core.profile import LatencyModel
 
 ARGONNE_HW = {"A100-SXM4-40GB": "a100-40gb", "H100-SXM-80GB": "h100"}
@@ -197,44 +197,28 @@ def fit_engine(gpu: str, exclude_model: str | None = None) -> EngineFit:
                      mape=float(np.mean(err)), n=len(y))
 
 
-def engine_for(gpu: str, exclude_model: str | None = None) -> EngineFit:
-    """The engine fit of ``gpu``, or of its chip's measured sibling, or the mean of the measured GPUs."""
-    if gpu in ARGONNE_HW.values():
-        return fit_engine(gpu, exclude_model)
-    fits = [fit_engine(k, exclude_model) for k in ARGONNE_HW.values()]
-    near = [f for f in fits if CHIP.get(f.gpu) == CHIP.get(gpu)]
-    if near:
-        return replace(near[0], gpu=gpu)
-    return EngineFit(gpu=gpu, floor_s=float(np.mean([f.floor_s for f in fits])),
-                     seq_s=float(np.mean([f.seq_s for f in fits])), eta_kv=float(np.mean([f.eta_kv for f in fits])),
-                     eta_attn=float(np.mean([f.eta_attn for f in fits])),
-                     gqa_reread=float(np.mean([f.gqa_reread for f in fits])), mape=float("nan"), n=0)
-
-
-def chip_for(gpu: str, exclude_model: str | None = None) -> ChipFit:
-    if gpu in CHIP:
-        return fit_chip(CHIP[gpu], exclude_model)
-    fits = [fit_chip(k, exclude_model) for k in VIDUR_NET]
-    return ChipFit(gpu=gpu, **{f: float(np.mean([getattr(x, f) for x in fits])) for f in
-                               ("eta_mem", "eta_compute", "overlap_p", "launch_s", "elem_const_s", "elem_byte_s",
-                                "linear_mape")}, linear_n=0)
+@lru_cache(maxsize=None)
+def latency_table(exclude_model: str | None = None) -> dict:
+    """The fitted efficiencies in ``core/data/efficiency.json``'s layout (chips, engines, all-reduce),
+    fitted now, optionally without every run of one model: ``core/derive.py`` derives from it exactly
+    as it does from the shipped file, so the leave-one-out checks test the path users run."""
+    from dataclasses import asdict
+    return {"chip_of": dict(CHIP),
+            "chips": {k: asdict(fit_chip(k, exclude_model)) for k in VIDUR_NET},
+            "engines": {k: asdict(fit_engine(k, exclude_model)) for k in ARGONNE_HW.values()},
+            "allreduce": {k: {str(tp): list(fit_allreduce(k, tp)) for tp in (2, 4, 8)} for k in VIDUR_NET}}
 
 
 def derive(model: str, gpu: str, tp: int = 1, *, weight_precision: str = "bf16", kv_precision: str = "bf16",
            exclude_model: str | None = None) -> LatencyModel:
+    """``core.derive.derive_latency`` on efficiencies fitted now (without ``exclude_model``'s runs)."""
     from agentwatt.core.models import precision_bytes
-    m = get_model(model)
-    return latency_model(m, gpu, tp, chip_for(gpu, exclude_model), engine_for(gpu, exclude_model),
-                         allreduce_for(gpu, tp), weight_bytes=precision_bytes(weight_precision, "weight precision"),
-                         kv_bytes=precision_bytes(kv_precision, "kv precision"))
+    return derive_latency(get_model(model), gpu, tp, weight_bytes=precision_bytes(weight_precision, "weight precision"),
+                          kv_bytes=precision_bytes(kv_precision, "kv precision"), table=latency_table(exclude_model))[0]
 
 
 def efficiency_table() -> dict:
     """Everything ``core/derive.py`` needs, fitted now: written to ``core/data/efficiency.json``."""
-    from dataclasses import asdict
-    chips = {k: asdict(fit_chip(k)) for k in VIDUR_NET}
-    engines = {k: asdict(fit_engine(k)) for k in ARGONNE_HW.values()}
-    ar = {k: {str(tp): list(fit_allreduce(k, tp)) for tp in (2, 4, 8)} for k in VIDUR_NET}
     power = {}
     for k in PARKED_W:
         if k in ARGONNE_POWER_HW.values():
@@ -244,8 +228,7 @@ def efficiency_table() -> dict:
     return {"about": ("GPU efficiencies fitted by agentwatt.calibrate.measured to published measurements: "
                       "Vidur operator and all-reduce profiles (microsoft/vidur, MIT), Argonne LLM-Inference-Bench "
                       "vLLM runs (BSD-3); see calibrate/data/measured/README.md"),
-            "chip_of": dict(CHIP), "chips": chips, "engines": engines, "allreduce": ar, "power": power,
-            "cross_chip_band": leave_one_gpu_out()}
+            **latency_table(), "power": power, "cross_chip_band": leave_one_gpu_out()}
 
 
 def write_efficiency(path=None):

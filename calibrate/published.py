@@ -12,14 +12,15 @@ Regenerate the JSON files (and ``core/data/efficiency.json``) with
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from agentwatt.calibrate import measured as M
-from agentwatt.core.gpus import get_gpu
+from agentwatt.core.derive import fits_for, hardware_for
 from agentwatt.core.models import get_model
-from agentwatt.core.profile import FitStats, Hardware, ModelShape, Profile, save_profile
+from agentwatt.core.profile import FitStats, Profile, save_profile
 
 # (profile name, model, GPU, TP): the paper's two setups (Kim et al. 2026: Llama-3.1-8B on one
 # A100-40GB, Llama-3.1-70B on 8 x A100-40GB) and the same models on H100
@@ -58,18 +59,13 @@ def holdout_error(model: str, gpu: str) -> FitStats:
 
 def build(name: str, model: str, gpu: str, tp: int) -> Profile:
     spec = get_model(model)
-    g = get_gpu(gpu)
     lat = M.derive(model, gpu, tp)
     lat = type(lat)(**{**lat.__dict__, "fit": holdout_error(model, gpu)})
     power = M.fit_power(gpu if gpu in M.PARKED_W else "h100")
-    shape = ModelShape(name=spec.name, n_layers=spec.n_layers, hidden_size=spec.hidden_size, n_heads=spec.n_heads,
-                       n_kv_heads=spec.n_kv_heads, head_dim=spec.head_dim, intermediate_size=spec.intermediate_size,
-                       vocab_size=spec.vocab_size, n_params=spec.n_params, dtype_bytes=2)
-    chip, eng = M.chip_for(gpu), M.engine_for(gpu)
+    chip, eng, _ = fits_for(gpu, M.latency_table())
+    chip = replace(chip, gpu=M.CHIP.get(gpu, gpu))   # provenance names the GPU the operators were measured on
     return Profile(
-        name=name, source="published/estimate", model=shape,
-        hardware=Hardware(device_name=g.name, kind="gpu", tp=tp, mem_gib_per_device=g.mem_gib,
-                          tdp_w_per_device=g.tdp_w),
+        name=name, source="published/estimate", model=spec.shape(2), hardware=hardware_for(gpu, tp),
         latency=lat, power=power,
         provenance={"built_by": "agentwatt.calibrate.published", "references": SOURCES,
                     "chip_fit": {k: round(v, 6) if isinstance(v, float) else v for k, v in chip.__dict__.items()},

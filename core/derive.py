@@ -16,7 +16,7 @@ from importlib import resources
 from agentwatt.core.errors import InputError
 from agentwatt.core.gpus import get_gpu
 from agentwatt.core.models import ModelSpec
-from agentwatt.core.profile import FitStats, Hardware, LatencyModel, ModelShape, PowerModel, Profile
+from agentwatt.core.profile import FitStats, Hardware, LatencyModel, PowerModel, Profile
 
 @dataclass(frozen=True, kw_only=True)
 class ChipFit:
@@ -111,10 +111,12 @@ def _mean(rows: list[dict], key: str) -> float:
     return sum(r[key] for r in rows) / len(rows)
 
 
-def fits_for(gpu: str) -> tuple[ChipFit, EngineFit, str]:
+def fits_for(gpu: str, table: dict | None = None) -> tuple[ChipFit, EngineFit, str]:
     """The chip and engine fits a GPU uses, and how they were chosen: its own measurements, its
-    chip's (same silicon, other memory), or the mean of the measured GPUs (another chip)."""
-    t = efficiencies()
+    chip's (same silicon, other memory), or the mean of the measured GPUs (another chip). ``table``:
+    the fitted efficiencies (default the shipped ``data/efficiency.json``; the leave-one-out checks
+    pass one fitted without a model)."""
+    t = table if table is not None else efficiencies()
     chip_key = t["chip_of"].get(gpu)
     if chip_key in t["chips"]:
         chip = ChipFit(**{**t["chips"][chip_key], "gpu": gpu})
@@ -142,22 +144,28 @@ def fits_for(gpu: str) -> tuple[ChipFit, EngineFit, str]:
     return chip, eng, how
 
 
-def allreduce_for(gpu: str, tp: int) -> AllReduce | None:
+def allreduce_for(gpu: str, tp: int, table: dict | None = None) -> AllReduce | None:
     if tp <= 1:
         return None
-    t = efficiencies()
+    t = table if table is not None else efficiencies()
     net = t["allreduce"].get(t["chip_of"].get(gpu) or "", None) or t["allreduce"]["a100-80gb"]
     a, b = net.get(str(tp)) or net[max(net, key=int)]
     return AllReduce(alpha_s=a, beta_bytes_per_s=b)
 
 
 def derive_latency(model: ModelSpec, gpu: str, tp: int = 1, *, weight_bytes: int = 2,
-                   kv_bytes: int = 2) -> tuple[LatencyModel, str]:
+                   kv_bytes: int = 2, table: dict | None = None) -> tuple[LatencyModel, str]:
     """The step-time model of ``model`` on ``tp`` × ``gpu`` and a line saying where it came from."""
     get_gpu(gpu)
-    chip, eng, how = fits_for(gpu)
-    return latency_model(model, gpu, tp, chip, eng, allreduce_for(gpu, tp), weight_bytes=weight_bytes,
+    chip, eng, how = fits_for(gpu, table)
+    return latency_model(model, gpu, tp, chip, eng, allreduce_for(gpu, tp, table), weight_bytes=weight_bytes,
                          kv_bytes=kv_bytes), how
+
+
+def hardware_for(gpu: str, tp: int) -> Hardware:
+    """The ``Hardware`` block of a profile on ``tp`` GPUs of the catalog's ``gpu``."""
+    g = get_gpu(gpu)
+    return Hardware(device_name=g.name, kind="gpu", tp=tp, mem_gib_per_device=g.mem_gib, tdp_w_per_device=g.tdp_w)
 
 
 def derive_power(gpu: str) -> tuple[PowerModel, str]:
@@ -222,12 +230,7 @@ def derived_profile(name: str) -> Profile:
                          f"than 90 % of its {g.mem_gib:g} GiB: expected a larger TP")
     lat, how = derive_latency(m, gpu, tp, weight_bytes=nbytes, kv_bytes=nbytes)
     power, how_p = derive_power(gpu)
-    shape = ModelShape(name=m.name, n_layers=m.n_layers, hidden_size=m.hidden_size, n_heads=m.n_heads,
-                       n_kv_heads=m.n_kv_heads, head_dim=m.head_dim, intermediate_size=m.intermediate_size,
-                       vocab_size=m.vocab_size, n_params=m.n_params, dtype_bytes=nbytes)
-    return Profile(name=name, source="transfer/estimate", model=shape,
-                   hardware=Hardware(device_name=g.name, kind="gpu", tp=tp, mem_gib_per_device=g.mem_gib,
-                                     tdp_w_per_device=g.tdp_w),
+    return Profile(name=name, source="transfer/estimate", model=m.shape(nbytes), hardware=hardware_for(gpu, tp),
                    latency=lat, power=power,
                    provenance={"built_by": "agentwatt.core.derive.derived_profile", "derived": True,
                                "latency_from": how, "power_from": how_p, "precision": precision,
