@@ -44,14 +44,15 @@ def summarize(profile: Profile, path: Path | None) -> str:
         lines.append(f"budget reached: stopped after {prov.get('rounds_completed')} of "
                      f"{prov.get('grid', {}).get('rounds')} rounds; "
                      f"{sum(s.get('reason') == 'time budget' for s in prov.get('skipped', []))} points never measured")
-    p = profile.power
-    if p.available:
-        lines.append(f"power ({p.source}): {power_terms(p)}")
-        lines.append(_fit_line("power", p.fit))
-    else:
-        lines.append(f"power: unavailable ({p.reason})")
-    lines.append(f"wrote {path}" if path is not None else "profile not written")
+    lines += _power_lines(profile.power, profile.power.source, path)
     return "\n".join(lines)
+
+
+def _power_lines(pw, label: str, path) -> list[str]:
+    """The closing lines of a fit summary: the power model (or why there is none) and the file."""
+    lines = [f"power ({label}): {power_terms(pw)}", _fit_line("power", pw.fit)] if pw.available else \
+        [f"power: unavailable ({pw.reason})"]
+    return lines + [f"wrote {path}" if path is not None else "profile not written"]
 
 
 def power_terms(pw) -> str:
@@ -274,13 +275,7 @@ def summarize_fit_trace(p: Profile, path: Path | None) -> str:
         text += (f" + linear: weights {lat.weight_s * 1e3:.3f} ms, {lat.token_s * 1e6:.3f} us/token, "
                  f"overlap p {lat.overlap_p:.2f}")
     lines.append(text)
-    pw = p.power
-    if pw.available:
-        lines.append(f"power (step trace, {tr['rows_with_energy']} metered steps): {power_terms(pw)}")
-        lines.append(_fit_line("power", pw.fit))
-    else:
-        lines.append(f"power: unavailable ({pw.reason})")
-    lines.append(f"wrote {path}" if path is not None else "profile not written")
+    lines += _power_lines(p.power, f"step trace, {tr['rows_with_energy']} metered steps", path)
     return "\n".join(lines)
 
 
