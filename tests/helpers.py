@@ -40,3 +40,13 @@ def one_error_line(result) -> str:
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     return lines[0]
+
+
+# A scenario body with one chatbot class: BASE.format(replicas=..., rate=...)
+CHATBOT_BASE = '''
+[fleet]
+replicas = {replicas}
+[[workload]]
+agent = "chatbot-sharegpt"
+rate_per_s = {rate}
+'''

@@ -2,13 +2,7 @@
 give one line on stderr, no traceback."""
 import json
 
-BASE = '''
-[fleet]
-replicas = {replicas}
-[[workload]]
-agent = "chatbot-sharegpt"
-rate_per_s = {rate}
-'''
+from tests.helpers import CHATBOT_BASE as BASE
 
 
 def test_cli_bad_scenario_prints_one_line_no_traceback(tmp_path, write_file, cli_process):

@@ -3,15 +3,7 @@ import pytest
 
 from agentwatt.core.errors import InputError
 from agentwatt.sim.scenario import load_scenario
-
-
-BASE = '''
-[fleet]
-replicas = {replicas}
-[[workload]]
-agent = "chatbot-sharegpt"
-rate_per_s = {rate}
-'''
+from tests.helpers import CHATBOT_BASE as BASE
 
 
 @pytest.mark.parametrize("replicas,rate,msg", [
