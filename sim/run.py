@@ -103,8 +103,38 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
 
     ``profile`` defaults to the scenario's. ``sessions`` (``traces.schema.Session`` objects in order
     of ``arrival_s``) replaces the scenario's ``[[workload]]`` classes: they are replayed at their
-    arrival times, and the run ends when they have finished (or at the drain deadline).
+    arrival times, and the run ends when they have finished (or at the drain deadline). With
+    ``[site] cells`` > 1 the cells run one after another here (``sim/cells.py``; ``agentwatt
+    simulate`` runs them on Dask).
     """
+    if scenario.site.cells > 1 and sessions is None:
+        from agentwatt.sim.cells import run_cells
+        return run_cells(scenario, profile)
+    return results_of(simulate(scenario, profile, sessions=sessions, progress=progress))
+
+
+@dataclass(repr=False)
+class RunParts:
+    """What one simulated world leaves behind, before the summary: its result tables, one counter
+    row per replica, the session counters, the fleet power (None without a power model), the end
+    time, the replicas' idle watts and the step rows. ``sim/cells.py`` merges the parts of cells."""
+
+    scenario: Scenario
+    profile: Profile
+    calls: pd.DataFrame
+    sessions: pd.DataFrame
+    replicas: pd.DataFrame
+    counts: Any
+    power: Any
+    t_end: float
+    idle_w: float | None
+    steps: pd.DataFrame | None
+    wall0: float
+
+
+def simulate(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterable[Session] | None = None,
+             progress: bool = False) -> RunParts:
+    """Run one world (``run`` without the summary): build, run to the end, check, collect."""
     wall0 = time.perf_counter()
     profile = profile if profile is not None else load_profile(scenario.profile)
     from agentwatt.sim.facility import with_server
@@ -132,7 +162,6 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
         r.state.kv.drop_tables()
 
     from agentwatt.sim.facility import fleet_power
-    from agentwatt.sim.report import summarize
     calls = rec.calls_frame()
     sessions = rec.sessions_frame()
     _check_times(scenario, calls, sessions, t_end)
@@ -143,17 +172,26 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
                          scenario.facility, t_end, spare_replicas=spare, spare_state=scenario.fleet.spare_state,
                          spare_w_per_gpu=state_power_w(profile, scenario.fleet.spare_state) if spare else 0.0)
         _check_facility_energy(scenario, replicas, fp)
-    summary = summarize(scenario, profile, calls, sessions, pd.DataFrame([r.counters() for r in replicas]),
-                        ctx.counts(), fp, t_end)
+    return RunParts(scenario=scenario, profile=profile, calls=calls, sessions=sessions,
+                    replicas=pd.DataFrame([r.counters() for r in replicas]), counts=ctx.counts(), power=fp,
+                    t_end=t_end, idle_w=replicas[0].idle_w, steps=steps_frame(replicas) if scenario.run.step_trace else None,
+                    wall0=wall0)
+
+
+def results_of(p: RunParts) -> Results:
+    """The summary, power tables and ``Results`` of a simulated world (or of merged cells)."""
+    from agentwatt.sim.report import summarize
+    scenario, profile, fp = p.scenario, p.profile, p.power
+    summary = summarize(scenario, profile, p.calls, p.sessions, p.replicas, p.counts, fp, p.t_end)
     power = levels = None
     if fp is not None:
         from agentwatt.sim.facility import gpu_power_bounds, levels_frame, observed_gpu_power
         power = fp.frame(observed_gpu_power(fp.gpu_w, scenario.run.power_resolution_s, scenario.facility,
                                             scenario.run.seed, gpu_power_bounds(profile, fp.gpus)))
         levels = levels_frame(fp, scenario.facility)
-    summary["wall_time_s"] = round(time.perf_counter() - wall0, 3)
-    return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power,
-                   power_levels=levels, steps=steps_frame(replicas) if scenario.run.step_trace else None)
+    summary["wall_time_s"] = round(time.perf_counter() - p.wall0, 3)
+    return Results(scenario=scenario, profile=profile, summary=summary, calls=p.calls, sessions=p.sessions,
+                   power=power, power_levels=levels, steps=p.steps)
 
 
 def steps_frame(replicas) -> pd.DataFrame:

@@ -90,6 +90,13 @@ class RouterConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SiteConfig:
+    # cells > 1: the fleet as K clusters, each behind its own router, sharing the arrivals in
+    # proportion to their replicas; simulated independently and merged (sim/cells.py)
+    cells: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkloadClass:
     """One traffic class: a generated agent with an arrival process, or a replayed trace."""
 
@@ -128,6 +135,7 @@ class Scenario:
     facility: FacilityConfig = field(default_factory=FacilityConfig)
     workload: tuple[WorkloadClass, ...] = ()
     source: str = "<built-in>"
+    site: SiteConfig = field(default_factory=SiteConfig)
 
     def with_seed(self, seed: int) -> "Scenario":
         return replace(self, run=replace(self.run, seed=seed))
@@ -252,7 +260,7 @@ def _table(data: dict, key: str, where: str) -> dict:
 
 
 def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | None = None) -> Scenario:
-    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload"}, where,
+    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload", "site"}, where,
                 "top level")
     name = _str(data, "name", "scenario", where, "top level")
     profile = _str(data, "profile", Scenario.profile, where, "top level")
@@ -308,8 +316,14 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
     if not isinstance(wl, list):
         raise InputError(f"{where}: workload: expected an array of tables [[workload]]")
     classes = tuple(_workload(w, i, where, base_dir) for i, w in enumerate(wl))
+    t = _table(data, "site", where)
+    _check_keys(t, {"cells"}, where, "site")
+    site = SiteConfig(cells=_num(t, "cells", 1, where, "site", integer=True, lo=1, hi=fleet.replicas))
+    if site.cells > 1:
+        from agentwatt.sim.cells import check_splittable
+        check_splittable(classes, site.cells, where)
     return Scenario(name=name, profile=profile, run=run, fleet=fleet, engine=engine, router=router,
-                    facility=facility, workload=classes, source=where)
+                    facility=facility, workload=classes, source=where, site=site)
 
 
 def _num_or_hourly(t: dict, key: str, default, where: str, lo: float, hi: float):
