@@ -83,20 +83,12 @@ class BlockManager:
 
     def match_prefix(self, hashes: Sequence[int], max_blocks: int) -> list[int]:
         """Block ids of the longest cached prefix of ``hashes`` (at most ``max_blocks``)."""
-        if not self.prefix_caching or max_blocks <= 0:
+        if not self.prefix_caching:
             return []
+        hit: list[int] = []
         get = self.cached.get
-        want = hashes[:max_blocks]
-        if want and get(want[-1]) is not None:
-            # the deepest block is cached: usually the whole prefix is (an agent's next call on its
-            # previous context), so look all up in one C loop and cut at the first miss
-            hit = list(map(get, want))
-            if None in hit:
-                del hit[hit.index(None):]
-            return hit
-        hit = []
         append = hit.append
-        for h in want:
+        for h in hashes[:max_blocks]:
             b = get(h)
             if b is None:
                 break
@@ -111,12 +103,9 @@ class BlockManager:
     def take(self, hit: Sequence[int]) -> None:
         """Reference the cached blocks of a prefix hit (those unreferenced leave the free queue)."""
         ref = self.ref
-        freed = []
-        for b in hit:   # one pass: count the reference, note the blocks that leave the free queue
-            r = ref[b]
-            if not r:
-                freed.append(b)
-            ref[b] = r + 1
+        freed = [b for b in hit if not ref[b]]
+        for b in hit:
+            ref[b] += 1
         k = len(freed)
         if not k:
             return
@@ -198,28 +187,22 @@ class BlockManager:
     def release(self, blocks: Sequence[int]) -> None:
         """Drop one reference to each block, tail first; unreferenced blocks join the free queue
         at its back, except uncached ones (worthless content), which go to its front."""
-        ref, where = self.ref, self._where
-        sid = self._next_seg
+        ref = self.ref
         freed = []
-        for b in reversed(blocks):   # one pass: drop the reference, file the freed in this run
+        for b in reversed(blocks):
             r = ref[b] - 1
             ref[b] = r
             if not r:
                 freed.append(b)
-                where[b] = sid
         if not freed:
             return
+        sid = self._next_seg
         self._next_seg = sid + 2
-        bh = self.block_hash
+        where, bh = self._where, self.block_hash
         hashes = list(map(bh.__getitem__, freed))
-        n_unc = hashes.count(_NO_HASH)
-        if n_unc:
-            # usually the context's last, partial block(s): the first ones freed
-            if hashes[n_unc - 1] == _NO_HASH and (n_unc == 1 or hashes[:n_unc].count(_NO_HASH) == n_unc):
-                uncached, back = freed[:n_unc], freed[n_unc:]
-            else:
-                uncached = [b for b, h in zip(freed, hashes) if h == _NO_HASH]
-                back = [b for b, h in zip(freed, hashes) if h != _NO_HASH]
+        if _NO_HASH in hashes:
+            uncached = [b for b, h in zip(freed, hashes) if h == _NO_HASH]
+            back = [b for b, h in zip(freed, hashes) if h != _NO_HASH]
             uncached.reverse()      # each was moved to the front in turn: the last ends up first
             for b in uncached:
                 where[b] = sid + 1
@@ -229,6 +212,8 @@ class BlockManager:
         else:
             back = freed
         if back:
+            for b in back:
+                where[b] = sid
             run = [sid, back, 0, len(back)]
             self._segs.append(run)
             self._runs[sid] = run
