@@ -1,8 +1,8 @@
 """A site as cells: ``[site] cells = K`` splits the fleet into K clusters, each behind its own router.
 
-Real sites are built this way (a cluster of a few hundred to a few thousand GPUs behind one load
-balancer, several clusters per site), and it is what lets one simulation spread over many cores:
-cells share no state, so each is an ordinary run of its own scenario, and the results merge exactly.
+It models a site built as several clusters, each with its own load balancer, and it is what lets
+one simulation spread over many cores: cells share no state, so each is an ordinary run of its own
+scenario, and the results merge exactly.
 
 The split rule (``cell_scenario``):
 
@@ -102,8 +102,7 @@ def run_cells(sc: Scenario, profile: Any = None, client: Any = None):
     if client is None:
         parts = [run_cell(sc, c, profile) for c in range(k)]
     else:
-        futures = [client.submit(run_cell, sc, c, profile, key=f"agentwatt-cell-{c}-{id(sc)}", pure=False)
-                   for c in range(k)]
+        futures = [client.submit(run_cell, sc, c, profile, pure=False) for c in range(k)]
         parts = client.gather(futures)
     merged = merge(sc, parts)
     merged.wall0 = wall0
@@ -116,17 +115,20 @@ def _cell_figures(cell: int, p) -> dict[str, Any]:
     from agentwatt.sim.report import call_metrics, session_metrics
     fin_c = p.calls[p.calls["status"] == "finished"]
     fin_s = p.sessions[p.sessions["status"] == "finished"]
-    ttft = call_metrics(fin_c)["ttft_s"] if len(fin_c) else pd.Series([], dtype=float)
-    e2e = session_metrics(fin_s)["e2e_s"] if len(fin_s) else pd.Series([], dtype=float)
-    p99 = lambda x: float(np.percentile(x, 99)) if len(x) else None   # noqa: E731
+    ttft = call_metrics(fin_c)["ttft_s"] if len(fin_c) else []
+    e2e = session_metrics(fin_s)["e2e_s"] if len(fin_s) else []
     return {"cell": cell, "replicas": len(p.replicas), "seed": p.scenario.run.seed, "sim_time_s": p.t_end,
             "sessions_arrived": p.counts.sessions_arrived, "sessions_completed": p.counts.sessions_finished,
-            "calls_submitted": p.counts.calls_submitted, "ttft_p99_s": p99(ttft), "session_e2e_p99_s": p99(e2e),
+            "calls_submitted": p.counts.calls_submitted, "ttft_p99_s": _p99(ttft), "session_e2e_p99_s": _p99(e2e),
             "gpu_energy_j": float(p.replicas["busy_energy_j"].sum() + p.replicas["idle_energy_j"].sum()),
             "wall_time_s": p.wall_s}
 
 
-def grid(end_s: float, res: float) -> tuple[np.ndarray, np.ndarray]:
+def _p99(x) -> float | None:
+    return float(np.percentile(x, 99)) if len(x) else None
+
+
+def _grid(end_s: float, res: float) -> tuple[np.ndarray, np.ndarray]:
     """Bin start times and widths up to ``end_s`` (the convention of ``metrics.TimeBins.columns``)."""
     n = max(1, math.ceil(end_s / res - 1e-12))
     t = np.arange(n) * res
@@ -158,7 +160,7 @@ def _pad_power(p, t_end: float, res: float):
                        p.profile.power.idle_w, sc.facility, res, spare_replicas=spare,
                        spare_state=sc.fleet.spare_state,
                        spare_w_per_gpu=state_power_w(p.profile, sc.fleet.spare_state) if spare else 0.0)
-    t, width = grid(t_end, res)
+    t, width = _grid(t_end, res)
     n_c = len(fp.time_s)
     own = np.zeros(len(t))
     own[:n_c] = fp.width_s
