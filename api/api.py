@@ -81,6 +81,8 @@ def scenario_to_dict(sc: Scenario) -> dict[str, Any]:
         "facility": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(sc.facility).items()
                      if v is not None},
         "workload": [_workload_dict(w, BUNDLED_TRACES) for w in sc.workload],
+        **({"autoscale": {k: v for k, v in asdict(sc.autoscale).items() if v is not None}}
+           if sc.autoscale is not None else {}),
     }
 
 

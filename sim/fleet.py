@@ -70,6 +70,7 @@ class World:
     ctx: SessionContext
     arrivals: list[simpy.Process]   # one per workload class (one replay process for given sessions)
     open_loop: bool                 # a generated open-loop class: run at least until arrivals end
+    autoscaler: object | None = None   # sim/autoscale.Autoscaler with [autoscale]
 
 
 def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] | None = None) -> World:
@@ -105,7 +106,24 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
         # and closed-loop users end when their sessions do
         open_loop = any(wc.arrival != "closed" and (wc.trace is None or wc.retime) for wc in scenario.workload)
     return World(env=env, replicas=replicas, router=router, num_blocks=num_blocks, recorder=rec, ctx=ctx,
-                 arrivals=procs, open_loop=open_loop)
+                 arrivals=procs, open_loop=open_loop, autoscaler=_autoscaler(env, scenario, profile, replicas, router))
+
+
+def _autoscaler(env: simpy.Environment, scenario: Scenario, profile: Profile, replicas: list, router):
+    """The ``[autoscale]`` controller over ``replicas`` (None for a static fleet)."""
+    cfg = scenario.autoscale
+    if cfg is None:
+        return None
+    from agentwatt.core.step import state_power_w
+    from agentwatt.sim.autoscale import Autoscaler, warmup_seconds
+    warm = cfg.warmup_s if cfg.warmup_s is not None else warmup_seconds(profile.model.weight_bytes,
+                                                                        cfg.storage_gb_per_s, cfg.engine_start_s)
+    try:
+        w = state_power_w(profile, cfg.stopped_state)
+    except InputError as e:
+        raise InputError(f"{scenario.source}: [autoscale] stopped_state = {cfg.stopped_state!r}: {e}") from None
+    stopped_w = 0.0 if w is None else w * profile.hardware.tp
+    return Autoscaler(env, replicas, router, cfg, warmup_s=warm, stopped_w=stopped_w, seed=scenario.run.seed)
 
 
 def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> tuple[list[Replica], Router, int]:

@@ -46,6 +46,8 @@ class Results:
     power: pd.DataFrame | None
     power_levels: pd.DataFrame | None = None
     steps: pd.DataFrame | None = None   # [run] step_trace: one row per engine step (core/steptrace.py columns + replica)
+    scaling: pd.DataFrame | None = None  # [autoscale]: replicas ready/warming/draining/stopped over time
+    replica_states: pd.DataFrame | None = None   # [autoscale]: each replica's state changes (time_s, replica, state)
 
     def __repr__(self) -> str:
         s = self.summary
@@ -151,9 +153,34 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
         power = fp.frame(observed_gpu_power(fp.gpu_w, scenario.run.power_resolution_s, scenario.facility,
                                             scenario.run.seed, gpu_power_bounds(profile, fp.gpus)))
         levels = levels_frame(fp, scenario.facility)
+    scaling = None
+    if world.autoscaler is not None:
+        scaling = _autoscale_summary(summary, world.autoscaler, replicas, profile, calls, t_end)
     summary["wall_time_s"] = round(time.perf_counter() - wall0, 3)
     return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power,
-                   power_levels=levels, steps=steps_frame(replicas) if scenario.run.step_trace else None)
+                   power_levels=levels, steps=steps_frame(replicas) if scenario.run.step_trace else None,
+                   scaling=scaling, replica_states=None if world.autoscaler is None else
+                   pd.DataFrame(world.autoscaler.transitions, columns=["time_s", "replica", "state"]))
+
+
+def _autoscale_summary(summary: dict, scaler, replicas, profile: Profile, calls: pd.DataFrame,
+                       t_end: float) -> pd.DataFrame:
+    """Add the ``autoscale`` block to ``summary`` (and stopped GPU-seconds to its power states);
+    return the replicas-per-state table. Calls submitted while replicas were warming are the ramp's."""
+    tp = profile.hardware.tp
+    e_stopped = sum(r.books.stopped_energy_j for r in replicas) if profile.power.available else None
+    block = scaler.summary(t_end, tp, e_stopped)
+    fin = calls[calls["status"] == "finished"]
+    ramp = scaler.scaling_at(fin["submit_s"].to_numpy()) if len(fin) else np.zeros(0, dtype=bool)
+    ttft = (fin["first_token_s"] - fin["submit_s"]).to_numpy()
+    block["calls_during_warmup"] = int(ramp.sum())
+    block["ttft_p99_during_warmup_s"] = float(np.percentile(ttft[ramp], 99)) if ramp.any() else None
+    block["ttft_p99_otherwise_s"] = float(np.percentile(ttft[~ramp], 99)) if (~ramp).any() else None
+    summary["autoscale"] = block
+    states = summary.get("gpu_state_seconds")
+    if states is not None:
+        states[scaler.cfg.stopped_state] += sum(r.books.stopped_s for r in replicas) * tp
+    return scaler.frame(t_end)
 
 
 def steps_frame(replicas) -> pd.DataFrame:
@@ -184,7 +211,7 @@ def _check_times(scenario: Scenario, calls: pd.DataFrame, sessions: pd.DataFrame
 def _check_facility_energy(scenario: Scenario, replicas, fp) -> None:
     seed = scenario.run.seed
     gpu_j = float(np.sum(fp.gpu_w * fp.width_s))
-    counted = sum(r.books.busy_energy_j + r.books.idle_energy_j for r in replicas) \
+    counted = sum(r.books.busy_energy_j + r.books.idle_energy_j + r.books.stopped_energy_j for r in replicas) \
         + fp.spare_gpu_w * float(np.sum(fp.width_s))
     if not math.isclose(gpu_j, counted, rel_tol=1e-9, abs_tol=1e-6):
         raise InvariantViolation(f"bug (seed {seed}): power series integrates to {gpu_j} J, replicas counted {counted} J")
@@ -203,9 +230,9 @@ def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas) -> None
     for r in replicas:
         b = r.books
         e = b.bins.total("energy_j")
-        if b.idle_w is not None and not math.isclose(e, b.busy_energy_j + b.idle_energy_j, rel_tol=1e-9, abs_tol=1e-6):
-            raise InvariantViolation(f"bug (seed {seed}): replica {r.index} energy bins {e} J != counted "
-                                     f"{b.busy_energy_j + b.idle_energy_j} J")
+        counted = b.busy_energy_j + b.idle_energy_j + b.stopped_energy_j
+        if b.idle_w is not None and not math.isclose(e, counted, rel_tol=1e-9, abs_tol=1e-6):
+            raise InvariantViolation(f"bug (seed {seed}): replica {r.index} energy bins {e} J != counted {counted} J")
     for r in replicas:
         try:
             r.state.kv.check()

@@ -84,6 +84,34 @@ class FacilityConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AutoscaleConfig:
+    """``[autoscale]``: start and stop replicas with load (sim/autoscale.py). Off unless the table is
+    given. The most replicas is ``[fleet] replicas``; those not running sit in ``stopped_state``."""
+
+    metric: str = "concurrency"        # per ready replica: "concurrency" (running + waiting) or "queue" (waiting)
+    target_per_replica: float = 1.0    # required in the table: the metric's target per ready replica
+    min_replicas: int = 1
+    initial_replicas: int | None = None   # None: min_replicas (ready at t = 0, no warm-up)
+    # Kubernetes HPA defaults (kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/):
+    # --horizontal-pod-autoscaler-sync-period 15 s; behavior.scaleUp.stabilizationWindowSeconds 0,
+    # scaleDown 300 s
+    interval_s: float = 15.0
+    scale_up_delay_s: float = 0.0
+    scale_down_delay_s: float = 300.0
+    stopped_state: str = "parked"      # a stopped replica's GPUs: "parked" or "off" (core/step.py state_power_w)
+    # warm-up = weight bytes / storage bandwidth + engine start, drawing idle power and serving nothing.
+    # 7 GB/s: one PCIe 4.0 x4 NVMe drive's sequential read (nuvorix.com/glossary/nvme); 39 s: vLLM's
+    # torch.compile phase of a cold start (route179.dev 2026-06-30, "Optimizing vLLM cold start"; a
+    # lower bound: profiling and CUDA-graph capture come on top)
+    storage_gb_per_s: float = 7.0
+    engine_start_s: float = 39.0
+    warmup_s: float | None = None      # set: this warm-up instead of the formula
+
+
+AUTOSCALE_METRICS = ("concurrency", "queue")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RouterConfig:
     policy: str = "least_loaded"
     session_affinity: bool = True
@@ -128,6 +156,7 @@ class Scenario:
     facility: FacilityConfig = field(default_factory=FacilityConfig)
     workload: tuple[WorkloadClass, ...] = ()
     source: str = "<built-in>"
+    autoscale: AutoscaleConfig | None = None   # [autoscale]: None = a static fleet
 
     def with_seed(self, seed: int) -> "Scenario":
         return replace(self, run=replace(self.run, seed=seed))
@@ -252,8 +281,8 @@ def _table(data: dict, key: str, where: str) -> dict:
 
 
 def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | None = None) -> Scenario:
-    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload"}, where,
-                "top level")
+    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload", "autoscale"},
+                where, "top level")
     name = _str(data, "name", "scenario", where, "top level")
     profile = _str(data, "profile", Scenario.profile, where, "top level")
     if base_dir is not None and (profile.endswith(".json") or "/" in profile):
@@ -308,8 +337,34 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
     if not isinstance(wl, list):
         raise InputError(f"{where}: workload: expected an array of tables [[workload]]")
     classes = tuple(_workload(w, i, where, base_dir) for i, w in enumerate(wl))
+    autoscale = _autoscale(data["autoscale"], fleet, where) if "autoscale" in data else None
     return Scenario(name=name, profile=profile, run=run, fleet=fleet, engine=engine, router=router,
-                    facility=facility, workload=classes, source=where)
+                    facility=facility, workload=classes, source=where, autoscale=autoscale)
+
+
+def _autoscale(t: Any, fleet: FleetConfig, where: str) -> AutoscaleConfig:
+    if not isinstance(t, dict):
+        raise InputError(f"{where}: [autoscale] expected a table")
+    d, tab = AutoscaleConfig(), "autoscale"
+    _check_keys(t, set(d.__dataclass_fields__), where, tab)
+    if "target_per_replica" not in t:
+        raise InputError(f"{where}: [autoscale] target_per_replica missing: expected a number > 0 (the metric's "
+                         f"target per ready replica)")
+    n = fleet.replicas
+    lo = _num(t, "min_replicas", d.min_replicas, where, tab, integer=True, lo=1, hi=n)
+    cfg = AutoscaleConfig(
+        metric=_str(t, "metric", d.metric, where, tab, choices=AUTOSCALE_METRICS),
+        target_per_replica=_num(t, "target_per_replica", None, where, tab, lo=0, lo_open=True, hi=1e9),
+        min_replicas=lo,
+        initial_replicas=_num(t, "initial_replicas", lo, where, tab, integer=True, lo=lo, hi=n),
+        interval_s=_num(t, "interval_s", d.interval_s, where, tab, lo=0, lo_open=True, hi=1e7),
+        scale_up_delay_s=_num(t, "scale_up_delay_s", d.scale_up_delay_s, where, tab, lo=0, hi=1e7),
+        scale_down_delay_s=_num(t, "scale_down_delay_s", d.scale_down_delay_s, where, tab, lo=0, hi=1e7),
+        stopped_state=_str(t, "stopped_state", d.stopped_state, where, tab, choices=("parked", "off")),
+        storage_gb_per_s=_num(t, "storage_gb_per_s", d.storage_gb_per_s, where, tab, lo=0, lo_open=True, hi=1e6),
+        engine_start_s=_num(t, "engine_start_s", d.engine_start_s, where, tab, lo=0, hi=1e6),
+        warmup_s=_num(t, "warmup_s", None, where, tab, lo=0, hi=1e7))
+    return cfg
 
 
 def _num_or_hourly(t: dict, key: str, default, where: str, lo: float, hi: float):
