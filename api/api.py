@@ -83,6 +83,8 @@ def scenario_to_dict(sc: Scenario) -> dict[str, Any]:
         "workload": [_workload_dict(w, BUNDLED_TRACES) for w in sc.workload],
         **({"autoscale": {k: v for k, v in asdict(sc.autoscale).items() if v is not None}}
            if sc.autoscale is not None else {}),
+        **({"disaggregation": {k: v for k, v in asdict(sc.disaggregation).items() if v is not None}}
+           if sc.disaggregation is not None else {}),
     }
 
 

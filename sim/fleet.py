@@ -71,6 +71,7 @@ class World:
     arrivals: list[simpy.Process]   # one per workload class (one replay process for given sessions)
     open_loop: bool                 # a generated open-loop class: run at least until arrivals end
     autoscaler: object | None = None   # sim/autoscale.Autoscaler with [autoscale]
+    disagg: object | None = None       # sim/disagg.Disaggregation with [disaggregation]
 
 
 def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] | None = None) -> World:
@@ -81,12 +82,19 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
     (in the order given, non-decreasing; those after ``run.duration_s`` are not started).
     """
     env = simpy.Environment()
-    replicas, router, num_blocks = _replicas(env, scenario, profile)
+    disagg = None
+    if scenario.disaggregation is None:
+        replicas, router, num_blocks = _replicas(env, scenario, profile)
+    else:
+        replicas, router, num_blocks, disagg = _disaggregated(env, scenario, profile)
     rec = Recorder()
     eng = scenario.engine
     ctx = SessionContext(env, router, rec, eng.block_size_tokens, eng.prefix_caching,
                          energy_available=profile.power.available, kv_retention=eng.kv_retention,
                          kv_retention_ttl_s=eng.kv_retention_ttl_s)
+    if disagg is not None:
+        ctx.disagg = disagg
+        disagg.ctx = ctx
     end_s = scenario.run.duration_s
     procs = []
     if sessions is not None:
@@ -106,7 +114,8 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
         # and closed-loop users end when their sessions do
         open_loop = any(wc.arrival != "closed" and (wc.trace is None or wc.retime) for wc in scenario.workload)
     return World(env=env, replicas=replicas, router=router, num_blocks=num_blocks, recorder=rec, ctx=ctx,
-                 arrivals=procs, open_loop=open_loop, autoscaler=_autoscaler(env, scenario, profile, replicas, router))
+                 arrivals=procs, open_loop=open_loop, autoscaler=_autoscaler(env, scenario, profile, replicas, router),
+                 disagg=disagg)
 
 
 def _autoscaler(env: simpy.Environment, scenario: Scenario, profile: Profile, replicas: list, router):
@@ -128,7 +137,14 @@ def _autoscaler(env: simpy.Environment, scenario: Scenario, profile: Profile, re
 
 def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> tuple[list[Replica], Router, int]:
     """The replicas of ``scenario`` (each ``profile.hardware.tp`` GPUs), their router, KV blocks per replica."""
-    eng = scenario.engine
+    replicas, blocks = _pool(env, scenario, profile, scenario.engine, 0, scenario.fleet.replicas)
+    router = Router(replicas, scenario.router.policy, scenario.router.session_affinity)
+    return replicas, router, blocks
+
+
+def _pool(env: simpy.Environment, scenario: Scenario, profile: Profile, eng: EngineConfig, first: int,
+          count: int) -> tuple[list[Replica], int]:
+    """``count`` replicas of ``profile`` numbered from ``first``, and their KV blocks each."""
     from agentwatt.sim.facility import server_for
     spec = server_for(scenario.facility, profile)
     tp = profile.hardware.tp
@@ -141,9 +157,34 @@ def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> t
                         prefix_caching=eng.prefix_caching, resolution_s=scenario.run.power_resolution_s,
                         cap_w_per_gpu=gpu_cap_w(scenario, profile), step_skipping=eng.step_skipping,
                         step_trace=scenario.run.step_trace)
-                for i in range(scenario.fleet.replicas)]
-    router = Router(replicas, scenario.router.policy, scenario.router.session_affinity)
-    return replicas, router, blocks
+                for i in range(first, first + count)]
+    return replicas, blocks
+
+
+def _disaggregated(env: simpy.Environment, scenario: Scenario, profile: Profile):
+    """The prefill and decode pools of ``[disaggregation]``, their routers and the ``Disaggregation``."""
+    from dataclasses import replace
+    from agentwatt.core.profile import load_profile
+    from agentwatt.sim.disagg import Disaggregation
+    cfg, eng = scenario.disaggregation, scenario.engine
+    profiles = []
+    for name in (cfg.prefill_profile, cfg.decode_profile):
+        p = profile if name is None else load_profile(name)
+        if p.hardware.tp != profile.hardware.tp or p.power.available != profile.power.available:
+            raise InputError(f"{scenario.source}: [disaggregation] profile {p.name}: tp = {p.hardware.tp}: expected "
+                             f"the same tp ({profile.hardware.tp}) and power model as the scenario's profile")
+        profiles.append(p)
+    pe = replace(eng, **{k: v for k, v in (("max_num_seqs", cfg.prefill_max_num_seqs),
+                                           ("max_num_batched_tokens", cfg.prefill_max_num_batched_tokens))
+                         if v is not None})
+    de = replace(eng, **{k: v for k, v in (("max_num_seqs", cfg.decode_max_num_seqs),
+                                           ("max_num_batched_tokens", cfg.decode_max_num_batched_tokens))
+                         if v is not None})
+    pre, blocks = _pool(env, scenario, profiles[0], pe, 0, cfg.prefill_replicas)
+    dec, _ = _pool(env, scenario, profiles[1], de, cfg.prefill_replicas, cfg.decode_replicas)
+    pr = Router(pre, scenario.router.policy, scenario.router.session_affinity)
+    dr = Router(dec, scenario.router.policy, scenario.router.session_affinity)
+    return pre + dec, pr, blocks, Disaggregation(env, cfg, pre, dec, pr, dr, profiles[0], profiles[1])
 
 
 def gpu_cap_w(scenario: Scenario, profile: Profile) -> float | None:

@@ -39,8 +39,12 @@ class LeastLoaded:
 
     def __init__(self, replicas: Sequence) -> None:
         self.replicas = replicas
+        top = max(r.index for r in replicas) + 1   # leaves by replica index (a pool's need not start at 0)
+        self._slot = [None] * top
+        for r in replicas:
+            self._slot[r.index] = r
         size = 1
-        while size < len(replicas):
+        while size < top:
             size *= 2
         self._size = size
         self._bits = size.bit_length()
@@ -66,7 +70,7 @@ class LeastLoaded:
             tree[i] = m
 
     def pick(self):
-        return self.replicas[self._tree[1] & self._mask]
+        return self._slot[self._tree[1] & self._mask]
 
     _OUT = 1 << 40   # the load of a replica that is not ready: never the least
 

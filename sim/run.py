@@ -48,6 +48,7 @@ class Results:
     steps: pd.DataFrame | None = None   # [run] step_trace: one row per engine step (core/steptrace.py columns + replica)
     scaling: pd.DataFrame | None = None  # [autoscale]: replicas ready/warming/draining/stopped over time
     replica_states: pd.DataFrame | None = None   # [autoscale]: each replica's state changes (time_s, replica, state)
+    transfers: pd.DataFrame | None = None   # [disaggregation]: one row per KV transfer (sim/disagg.py TRANSFER_COLUMNS)
 
     def __repr__(self) -> str:
         s = self.summary
@@ -139,20 +140,27 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
     sessions = rec.sessions_frame()
     _check_times(scenario, calls, sessions, t_end)
     fp = None
-    if profile.power.available:
+    if profile.power.available and world.disagg is not None:
+        fp = world.disagg.fleet_power(scenario.facility, t_end)
+        _check_facility_energy(scenario, replicas, fp)
+    elif profile.power.available:
         spare = scenario.fleet.spare_replicas
         fp = fleet_power([r.bins for r in replicas], profile.hardware.tp, profile.power.idle_w,
                          scenario.facility, t_end, spare_replicas=spare, spare_state=scenario.fleet.spare_state,
                          spare_w_per_gpu=state_power_w(profile, scenario.fleet.spare_state) if spare else 0.0)
         _check_facility_energy(scenario, replicas, fp)
-    summary = summarize(scenario, profile, calls, sessions, pd.DataFrame([r.counters() for r in replicas]),
-                        ctx.counts(), fp, t_end)
+    rows = pd.DataFrame([r.counters() for r in replicas])
+    summary = summarize(scenario, profile, calls, sessions, rows, ctx.counts(), fp, t_end)
     power = levels = None
     if fp is not None:
         from agentwatt.sim.facility import gpu_power_bounds, levels_frame, observed_gpu_power
         power = fp.frame(observed_gpu_power(fp.gpu_w, scenario.run.power_resolution_s, scenario.facility,
                                             scenario.run.seed, gpu_power_bounds(profile, fp.gpus)))
         levels = levels_frame(fp, scenario.facility)
+    transfers = None
+    if world.disagg is not None:
+        summary["disaggregation"] = world.disagg.summary(rows)
+        transfers = world.disagg.transfers()
     scaling = None
     if world.autoscaler is not None:
         scaling = _autoscale_summary(summary, world.autoscaler, replicas, profile, calls, t_end)
@@ -160,7 +168,8 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
     return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power,
                    power_levels=levels, steps=steps_frame(replicas) if scenario.run.step_trace else None,
                    scaling=scaling, replica_states=None if world.autoscaler is None else
-                   pd.DataFrame(world.autoscaler.transitions, columns=["time_s", "replica", "state"]))
+                   pd.DataFrame(world.autoscaler.transitions, columns=["time_s", "replica", "state"]),
+                   transfers=transfers)
 
 
 def _autoscale_summary(summary: dict, scaler, replicas, profile: Profile, calls: pd.DataFrame,
@@ -220,7 +229,7 @@ def _check_facility_energy(scenario: Scenario, replicas, fp) -> None:
 def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas) -> None:
     """Cheap end-of-run checks; a failure is a simulator bug, reported with the seed."""
     seed = scenario.run.seed
-    in_flight = sum(r.outstanding for r in replicas)
+    in_flight = sum(r.outstanding for r in replicas) + (ctx.disagg.in_transfer if ctx.disagg is not None else 0)
     if ctx.calls_submitted != ctx.calls_finished + ctx.calls_dropped + in_flight:
         raise InvariantViolation(
             f"bug (seed {seed}): calls submitted {ctx.calls_submitted} != finished {ctx.calls_finished} "

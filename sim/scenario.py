@@ -112,6 +112,25 @@ AUTOSCALE_METRICS = ("concurrency", "queue")
 
 
 @dataclass(frozen=True, kw_only=True)
+class DisaggregationConfig:
+    """``[disaggregation]``: a prefill pool and a decode pool joined by a KV link (sim/disagg.py).
+    Off unless the table is given; then it sizes the fleet (``[fleet] replicas`` = the sum if set)."""
+
+    prefill_replicas: int = 1
+    decode_replicas: int = 1
+    prefill_profile: str | None = None   # None: the scenario's profile (same tp required)
+    decode_profile: str | None = None
+    link: str = "infiniband-ndr"         # a preset of sim/disagg.py LINKS (per-GPU bandwidth, cited there)
+    link_gb_per_s: float | None = None   # set: this per-GPU bandwidth instead of the preset's
+    link_latency_s: float = 0.0          # per transfer; not modelled unless set (µs on RDMA, ≪ the bytes' time)
+    layer_overlap: bool = False          # only the last layer's KV share on the critical path
+    prefill_max_num_seqs: int | None = None           # None: [engine]'s
+    prefill_max_num_batched_tokens: int | None = None
+    decode_max_num_seqs: int | None = None
+    decode_max_num_batched_tokens: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class RouterConfig:
     policy: str = "least_loaded"
     session_affinity: bool = True
@@ -157,6 +176,7 @@ class Scenario:
     workload: tuple[WorkloadClass, ...] = ()
     source: str = "<built-in>"
     autoscale: AutoscaleConfig | None = None   # [autoscale]: None = a static fleet
+    disaggregation: DisaggregationConfig | None = None   # [disaggregation]: None = prefill and decode co-located
 
     def with_seed(self, seed: int) -> "Scenario":
         return replace(self, run=replace(self.run, seed=seed))
@@ -281,7 +301,8 @@ def _table(data: dict, key: str, where: str) -> dict:
 
 
 def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | None = None) -> Scenario:
-    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload", "autoscale"},
+    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload", "autoscale",
+                       "disaggregation"},
                 where, "top level")
     name = _str(data, "name", "scenario", where, "top level")
     profile = _str(data, "profile", Scenario.profile, where, "top level")
@@ -338,8 +359,51 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
         raise InputError(f"{where}: workload: expected an array of tables [[workload]]")
     classes = tuple(_workload(w, i, where, base_dir) for i, w in enumerate(wl))
     autoscale = _autoscale(data["autoscale"], fleet, where) if "autoscale" in data else None
+    disagg = None
+    if "disaggregation" in data:
+        disagg = _disaggregation(data["disaggregation"], where, base_dir)
+        n = disagg.prefill_replicas + disagg.decode_replicas
+        if "replicas" in data.get("fleet", {}) and fleet.replicas != n:
+            raise InputError(f"{where}: [fleet] replicas = {fleet.replicas}: expected {n}, the prefill_replicas + "
+                             f"decode_replicas of [disaggregation] (or leave it out)")
+        if autoscale is not None or fleet.spare_replicas:
+            raise InputError(f"{where}: [disaggregation] with [autoscale] or [fleet] spare_replicas: expected one "
+                             f"of them (not modelled together)")
+        fleet = replace(fleet, replicas=n)
     return Scenario(name=name, profile=profile, run=run, fleet=fleet, engine=engine, router=router,
-                    facility=facility, workload=classes, source=where, autoscale=autoscale)
+                    facility=facility, workload=classes, source=where, autoscale=autoscale, disaggregation=disagg)
+
+
+def _disaggregation(t: Any, where: str, base_dir: Path | None) -> DisaggregationConfig:
+    from agentwatt.sim.disagg import LINKS
+    if not isinstance(t, dict):
+        raise InputError(f"{where}: [disaggregation] expected a table")
+    d, tab = DisaggregationConfig(), "disaggregation"
+    _check_keys(t, set(d.__dataclass_fields__), where, tab)
+    for k in ("prefill_replicas", "decode_replicas"):
+        if k not in t:
+            raise InputError(f"{where}: [disaggregation] {k} missing: expected an integer >= 1")
+    profiles = {}
+    for k in ("prefill_profile", "decode_profile"):
+        p = _str(t, k, None, where, tab)
+        if p is not None and base_dir is not None and (p.endswith(".json") or "/" in p) and not Path(p).is_absolute():
+            p = str(base_dir / p)
+        profiles[k] = p
+
+    def limit(k):
+        return _num(t, k, None, where, tab, integer=True, lo=1, hi=10_000_000)
+    return DisaggregationConfig(
+        prefill_replicas=_num(t, "prefill_replicas", 1, where, tab, integer=True, lo=1, hi=1_000_000),
+        decode_replicas=_num(t, "decode_replicas", 1, where, tab, integer=True, lo=1, hi=1_000_000),
+        **profiles,
+        link=_str(t, "link", d.link, where, tab, choices=tuple(LINKS)),
+        link_gb_per_s=_num(t, "link_gb_per_s", None, where, tab, lo=0, lo_open=True, hi=1e6),
+        link_latency_s=_num(t, "link_latency_s", 0.0, where, tab, lo=0, hi=60),
+        layer_overlap=_bool(t, "layer_overlap", False, where, tab),
+        prefill_max_num_seqs=limit("prefill_max_num_seqs"),
+        prefill_max_num_batched_tokens=limit("prefill_max_num_batched_tokens"),
+        decode_max_num_seqs=limit("decode_max_num_seqs"),
+        decode_max_num_batched_tokens=limit("decode_max_num_batched_tokens"))
 
 
 def _autoscale(t: Any, fleet: FleetConfig, where: str) -> AutoscaleConfig:
