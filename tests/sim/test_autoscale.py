@@ -121,15 +121,12 @@ def test_replicas_stay_within_min_and_max_and_scale_both_ways(scaled):
     assert sum(s["replica_hours"].values()) == pytest.approx(4 * scaled.summary["sim_time_s"] / 3600)
 
 
-def _state_at(states: pd.DataFrame, replica: int, t: float) -> str:
-    rows = states[(states["replica"] == replica) & (states["time_s"] <= t)]
-    return rows["state"].iloc[-1]
-
-
 def test_calls_go_only_to_ready_replicas_and_drain_before_stop(scaled):
     calls, states = scaled.calls, scaled.replica_states
-    for row in calls.itertuples():
-        assert _state_at(states, row.replica, row.submit_s) == "ready"
+    # each call's replica's state at its submit time (the last change at or before it)
+    at = pd.merge_asof(calls.sort_values("submit_s"), states.sort_values("time_s"), left_on="submit_s",
+                       right_on="time_s", by="replica", direction="backward")
+    assert len(at) == len(calls) and (at["state"] == "ready").all()
     stops = states[(states["state"] == "stopped") & (states["time_s"] > 0)]
     assert len(stops)
     for st in stops.itertuples():
@@ -194,3 +191,25 @@ def test_parked_needs_a_profile_with_a_parked_level():
         run(_scenario(SCALE, run={**BURSTY["run"], "duration_s": 30.0}), prof)
     assert np.isfinite(run(_scenario({**SCALE, "stopped_state": "off"}, run={**BURSTY["run"], "duration_s": 30.0}),
                            prof).summary["sim_time_s"])
+
+
+def test_cli_bad_autoscale_and_disaggregation_tables_are_one_line(tmp_path, write_file, cli_process):
+    from tests.helpers import CHATBOT_BASE
+    for extra, needle in (("[autoscale]\nmin_replicas = 1\n", "[autoscale] target_per_replica missing"),
+                          ("[disaggregation]\nprefill_replicas = 1\ndecode_replicas = 1\nlink = \"x\"\n",
+                           "[disaggregation] link = 'x'")):
+        p = write_file(extra + CHATBOT_BASE.format(replicas=2, rate=1.0))
+        r = cli_process("simulate", p, "--out", tmp_path / "o")
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+        assert r.stderr.startswith("error: ") and needle in r.stderr, r.stderr
+
+
+def test_cli_writes_the_scaling_tables(tmp_path, write_file, cli_process):
+    from tests.helpers import CHATBOT_BASE
+    p = write_file("[run]\nduration_s = 30\n[autoscale]\ntarget_per_replica = 2\ninterval_s = 5\n"
+                   + CHATBOT_BASE.format(replicas=3, rate=3.0))
+    r = cli_process("simulate", p, "--out", tmp_path / "o", "--no-plots")
+    assert r.returncode == 0, r.stderr
+    df = pd.read_parquet(tmp_path / "o" / "scaling.parquet")
+    assert list(df.columns) == ["time_s", "end_s", "ready", "warming", "draining", "stopped"]
+    assert (tmp_path / "o" / "replica_states.parquet").exists()
