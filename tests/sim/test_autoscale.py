@@ -213,3 +213,24 @@ def test_cli_writes_the_scaling_tables(tmp_path, write_file, cli_process):
     df = pd.read_parquet(tmp_path / "o" / "scaling.parquet")
     assert list(df.columns) == ["time_s", "end_s", "ready", "warming", "draining", "stopped"]
     assert (tmp_path / "o" / "replica_states.parquet").exists()
+
+
+def test_churn_takes_back_drains_and_cancels_warmups_within_the_invariants():
+    """A 1-s control loop without a scale-down window on a flickering chat load: replicas are taken
+    back while draining and stopped while warming up; the invariants of the steady case still hold."""
+    wl = [{"agent": "chatbot-sharegpt", "arrival": "mmpp",
+           "arrival_params": {"rates_per_s": [1.0, 20.0], "mean_sojourn_s": [10.0, 10.0]}}]
+    res = run(_scenario({**SCALE, "interval_s": 1, "scale_down_delay_s": 0, "warmup_s": 5}, workload=wl,
+                        run={**BURSTY["run"], "duration_s": 300.0}))
+    a, s, df = res.summary["autoscale"], res.summary, res.scaling
+    assert a["drains_taken_back"] > 0 and a["cancelled_warmups"] > 0
+    assert (df["ready"] >= 1).all() and ((df["ready"] + df["warming"]) <= 4).all()
+    at = pd.merge_asof(res.calls.sort_values("submit_s"), res.replica_states.sort_values("time_s"),
+                       left_on="submit_s", right_on="time_s", by="replica", direction="backward")
+    assert (at["state"] == "ready").all()
+    assert s["sessions_completed"] == s["sessions_arrived"]
+    # every start is a warm-up that ended ready, was cancelled, or was still running at the end
+    ready_after_warm = ((res.replica_states["state"] == "ready") & (res.replica_states["time_s"] > 0)).sum()
+    assert a["starts"] + a["drains_taken_back"] >= ready_after_warm
+    parked = step.state_power_w(load_profile("llama-3.1-8b_a100-40gb"), "parked")
+    assert a["gpu_stopped_energy_j"] == pytest.approx(parked * a["replica_hours"]["stopped"] * 3600, rel=1e-9)
