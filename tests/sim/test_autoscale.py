@@ -234,3 +234,9 @@ def test_churn_takes_back_drains_and_cancels_warmups_within_the_invariants():
     assert a["starts"] + a["drains_taken_back"] >= ready_after_warm
     parked = step.state_power_w(load_profile("llama-3.1-8b_a100-40gb"), "parked")
     assert a["gpu_stopped_energy_j"] == pytest.approx(parked * a["replica_hours"]["stopped"] * 3600, rel=1e-9)
+
+
+def test_scenario_round_trips():
+    from agentwatt import scenario_to_dict
+    sc = _scenario({**SCALE, "stopped_state": "off", "warmup_s": 12.5})
+    assert scenario_from_dict(scenario_to_dict(sc), sc.source) == sc

@@ -136,3 +136,12 @@ def test_bad_tables_name_the_field(table, extra, expected):
 def test_pools_need_the_same_tp():
     with pytest.raises(InputError, match=r"\[disaggregation\] profile llama-3.1-70b_4xh100: tp = 4"):
         run(_scenario(disaggregation={**BASE["disaggregation"], "decode_profile": "llama-3.1-70b_4xh100"}))
+
+
+def test_scenario_round_trips_and_takes_pool_overrides():
+    from agentwatt import load_scenario, scenario_to_dict
+    sc = _scenario(disaggregation={"prefill_replicas": 2, "decode_replicas": 1, "prefill_profile": "llama-3.1-8b_h100",
+                                   "layer_overlap": True})
+    assert scenario_from_dict(scenario_to_dict(sc), sc.source) == sc
+    bigger = load_scenario(sc, {"disaggregation.decode_replicas": 3})   # as a plan over the decode pool does
+    assert bigger.disaggregation.decode_replicas == 3 and bigger.fleet.replicas == 5
