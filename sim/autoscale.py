@@ -15,7 +15,10 @@ A replica is in one of four states::
 
 Every ``interval_s`` the autoscaler sums the metric over the ready replicas (``concurrency``:
 running + waiting calls, Knative's default metric; ``queue``: waiting calls, vLLM's
-``num_requests_waiting``), recommends ``ceil(sum / target_per_replica)`` clamped to
+``num_requests_waiting``; ``utilization``: the share of the last interval each spent running
+engine steps, HPA's CPU-utilisation rule; ``predicted``: the concurrency extrapolated linearly
+from the last two readings to one warm-up ahead, so that capacity is ready when the load arrives),
+recommends ``ceil(sum / target_per_replica)`` clamped to
 ``[min_replicas, [fleet] replicas]`` (HPA's ``desired = ceil(current × metric / target)``, with its
 10 % tolerance), and stabilises the recommendation as HPA's ``behavior`` does: up to the lowest
 recommendation of the last ``scale_up_delay_s``, down to the highest of the last
@@ -77,6 +80,19 @@ def stabilize(history: deque, now: float, rec: int, current: int, up_s: float, d
     return n
 
 
+def predicted_load(now_load: float, prev_load: float | None, interval_s: float, ahead_s: float) -> float:
+    """The load ``ahead_s`` from now on the line through the last two readings (never below 0)."""
+    if prev_load is None:
+        return now_load
+    return max(0.0, now_load + (now_load - prev_load) / interval_s * ahead_s)
+
+
+def busy_seconds(books, now: float) -> float:
+    """Busy seconds of a replica up to ``now``: finished steps, plus the part of the one running."""
+    extra = now - books.in_flight[0] if books.in_flight is not None else 0.0
+    return books.busy_s + extra
+
+
 def flush_kv(state) -> None:
     """A stopped engine's KV memory is gone: drop the retained sessions' pins and empty the prefix
     cache (taking every free block evicts its cached hash; giving them back leaves them uncached)."""
@@ -106,6 +122,8 @@ class Autoscaler:
         self.state = ["ready"] * initial + ["stopped"] * (len(replicas) - initial)
         self._gen = [0] * len(replicas)     # a start's generation: a cancelled warm-up is ignored when it ends
         self.history: deque = deque()
+        self._prev_load: float | None = None            # the last concurrency reading ("predicted")
+        self._busy = [0.0] * len(replicas)              # busy seconds at the last reading ("utilization")
         self.starts = self.stops = self.cancelled_warmups = self.undrained = 0
         self.timeline: list[tuple] = []
         self.transitions: list[tuple] = []   # (time_s, replica, new state), in order
@@ -143,8 +161,14 @@ class Autoscaler:
             ready = [r for r, s in zip(self.replicas, self.state) if s == "ready"]
             if cfg.metric == "queue":
                 load = sum(len(r.state.waiting) for r in ready)
+            elif cfg.metric == "utilization":
+                busy = [busy_seconds(r.books, env.now) for r in self.replicas]
+                load = sum((busy[r.index] - self._busy[r.index]) / cfg.interval_s for r in ready)
+                self._busy = busy
             else:
                 load = sum(r.outstanding for r in ready)
+                if cfg.metric == "predicted":
+                    load, self._prev_load = predicted_load(load, self._prev_load, cfg.interval_s, self.warmup_s), load
             current = len(ready) + self.count("warming")
             rec = recommend(load, len(ready), current, cfg.target_per_replica, cfg.min_replicas, self.max_replicas)
             n = stabilize(self.history, env.now, rec, current, cfg.scale_up_delay_s, cfg.scale_down_delay_s)

@@ -88,7 +88,9 @@ class AutoscaleConfig:
     """``[autoscale]``: start and stop replicas with load (sim/autoscale.py). Off unless the table is
     given. The most replicas is ``[fleet] replicas``; those not running sit in ``stopped_state``."""
 
-    metric: str = "concurrency"        # per ready replica: "concurrency" (running + waiting) or "queue" (waiting)
+    # per ready replica: "concurrency" (running + waiting calls), "queue" (waiting), "utilization" (share
+    # of the interval running steps) or "predicted" (concurrency extrapolated one warm-up ahead)
+    metric: str = "concurrency"
     target_per_replica: float = 1.0    # required in the table: the metric's target per ready replica
     min_replicas: int = 1
     initial_replicas: int | None = None   # None: min_replicas (ready at t = 0, no warm-up)
@@ -108,7 +110,7 @@ class AutoscaleConfig:
     warmup_s: float | None = None      # set: this warm-up instead of the formula
 
 
-AUTOSCALE_METRICS = ("concurrency", "queue")
+AUTOSCALE_METRICS = ("concurrency", "queue", "utilization", "predicted")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -428,6 +430,9 @@ def _autoscale(t: Any, fleet: FleetConfig, where: str) -> AutoscaleConfig:
         storage_gb_per_s=_num(t, "storage_gb_per_s", d.storage_gb_per_s, where, tab, lo=0, lo_open=True, hi=1e6),
         engine_start_s=_num(t, "engine_start_s", d.engine_start_s, where, tab, lo=0, hi=1e6),
         warmup_s=_num(t, "warmup_s", None, where, tab, lo=0, hi=1e7))
+    if cfg.metric == "utilization" and cfg.target_per_replica > 1:
+        raise InputError(f"{where}: [autoscale] target_per_replica = {cfg.target_per_replica:g}: expected a share "
+                         f"of time in (0, 1] with metric = \"utilization\"")
     return cfg
 
 

@@ -10,7 +10,7 @@ import pytest
 from agentwatt.core import step
 from agentwatt.core.errors import InputError
 from agentwatt.core.profile import load_profile
-from agentwatt.sim.autoscale import recommend, stabilize, warmup_seconds
+from agentwatt.sim.autoscale import busy_seconds, predicted_load, recommend, stabilize, warmup_seconds
 from agentwatt.sim.books import ReplicaBooks
 from agentwatt.sim.router import Router
 from agentwatt.sim.run import run
@@ -176,6 +176,7 @@ def test_deterministic_by_seed(scaled):
     ({**SCALE, "min_replicas": 5}, r"\[autoscale\] min_replicas = 5: expected an integer >= 1 and <= 4"),
     ({**SCALE, "initial_replicas": 0}, r"\[autoscale\] initial_replicas = 0"),
     ({**SCALE, "metric": "gpu"}, r"\[autoscale\] metric = 'gpu': expected one of concurrency, queue"),
+    ({**SCALE, "metric": "utilization", "target_per_replica": 80}, r"target_per_replica = 80: expected a share"),
     ({**SCALE, "stopped_state": "idle"}, r"\[autoscale\] stopped_state = 'idle'"),
     ({**SCALE, "warmup": 3}, r"\[autoscale\] unknown key 'warmup'"),
 ])
@@ -240,3 +241,34 @@ def test_scenario_round_trips():
     from agentwatt import scenario_to_dict
     sc = _scenario({**SCALE, "stopped_state": "off", "warmup_s": 12.5})
     assert scenario_from_dict(scenario_to_dict(sc), sc.source) == sc
+
+
+def test_predicted_load_extrapolates_one_warmup_ahead():
+    assert predicted_load(10, None, 15, 40) == 10                    # no trend yet
+    assert predicted_load(20, 10, 10, 40) == pytest.approx(60)       # +1 per s for 40 s
+    assert predicted_load(10, 30, 10, 40) == 0                       # falling: never below 0
+
+
+def test_busy_seconds_count_the_step_in_flight():
+    b = ReplicaBooks(0, idle_w=None, resolution_s=1.0)
+
+    class _Cost:
+        seconds, clock_fraction, watts = 2.0, 1.0, None
+    b.step_begins(10.0, _Cost(), 0)
+    assert busy_seconds(b, 11.5) == pytest.approx(1.5)
+    b.in_flight = (10.0, _Cost(), None, 0)
+
+    class _Plan:
+        prefill_tokens, decode_seqs, tokens, items = 1, 0, 1, []
+    b.step_ends(_Plan())
+    assert busy_seconds(b, 13.0) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("metric, target", [("utilization", 0.6), ("predicted", 8), ("queue", 1)])
+def test_every_metric_scales_within_the_bounds(metric, target):
+    res = run(_scenario({**SCALE, "metric": metric, "target_per_replica": target},
+                        run={**BURSTY["run"], "duration_s": 400.0}))
+    a, df = res.summary["autoscale"], res.scaling
+    assert a["starts"] >= 1
+    assert (df["ready"] >= 1).all() and ((df["ready"] + df["warming"]) <= 4).all()
+    assert res.summary["sessions_completed"] == res.summary["sessions_arrived"]
