@@ -119,7 +119,8 @@ class Autoscaler:
         self.seed = seed
         self.max_replicas = len(replicas)
         initial = cfg.initial_replicas if cfg.initial_replicas is not None else cfg.min_replicas
-        self.state = ["ready"] * initial + ["stopped"] * (len(replicas) - initial)
+        self.state = ["ready"] * initial + ["stopped"] * (len(replicas) - initial)   # by position in ``replicas``
+        self._pos = {r.index: i for i, r in enumerate(replicas)}
         self._gen = [0] * len(replicas)     # a start's generation: a cancelled warm-up is ignored when it ends
         self.history: deque = deque()
         self._prev_load: float | None = None            # the last concurrency reading ("predicted")
@@ -132,8 +133,8 @@ class Autoscaler:
         for r in replicas[initial:]:
             router.set_ready(r, False)
             r.books.stop(env.now, stopped_w)
-        for i, s in enumerate(self.state):
-            self.transitions.append((env.now, i, s))
+        for r, s in zip(replicas, self.state):
+            self.transitions.append((env.now, r.index, s))
         self._record()
         env.process(self._loop())
 
@@ -163,7 +164,7 @@ class Autoscaler:
                 load = sum(len(r.state.waiting) for r in ready)
             elif cfg.metric == "utilization":
                 busy = [busy_seconds(r.books, env.now) for r in self.replicas]
-                load = sum((busy[r.index] - self._busy[r.index]) / cfg.interval_s for r in ready)
+                load = sum((b - b0) / cfg.interval_s for b, b0, s in zip(busy, self._busy, self.state) if s == "ready")
                 self._busy = busy
             else:
                 load = sum(r.outstanding for r in ready)
@@ -210,25 +211,25 @@ class Autoscaler:
 
     def _set(self, i: int, state: str) -> None:
         self.state[i] = state
-        self.transitions.append((self.env.now, i, state))
+        self.transitions.append((self.env.now, self.replicas[i].index, state))
 
     def _warm(self, replica, gen: int):
         yield self.env.timeout(self.warmup_s)
-        i = replica.index
+        i = self._pos[replica.index]
         if self._gen[i] == gen and self.state[i] == "warming":
             self._set(i, "ready")
             self.router.set_ready(replica, True)
             self._record()
 
     def _stop(self, replica) -> None:
-        self._set(replica.index, "stopped")
+        self._set(self._pos[replica.index], "stopped")
         replica.books.stop(self.env.now, self.stopped_w)
         flush_kv(replica.state)
         self.stops += 1
 
     def _empty(self, replica) -> None:
         """A replica ran out of work: a draining one stops now."""
-        if self.state[replica.index] == "draining":
+        if self.state[self._pos[replica.index]] == "draining":
             self._stop(replica)
             self._record()
 

@@ -7,7 +7,7 @@ each seeded from the scenario's seed (or, given ``sessions``, one process replay
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
@@ -70,7 +70,8 @@ class World:
     ctx: SessionContext
     arrivals: list[simpy.Process]   # one per workload class (one replay process for given sessions)
     open_loop: bool                 # a generated open-loop class: run at least until arrivals end
-    autoscaler: object | None = None   # sim/autoscale.Autoscaler with [autoscale]
+    # [autoscale]: one sim/autoscale.Autoscaler per pool ("fleet"; with [disaggregation] "prefill", "decode")
+    autoscalers: dict = field(default_factory=dict)
     disagg: object | None = None       # sim/disagg.Disaggregation with [disaggregation]
 
 
@@ -114,15 +115,25 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
         # and closed-loop users end when their sessions do
         open_loop = any(wc.arrival != "closed" and (wc.trace is None or wc.retime) for wc in scenario.workload)
     return World(env=env, replicas=replicas, router=router, num_blocks=num_blocks, recorder=rec, ctx=ctx,
-                 arrivals=procs, open_loop=open_loop, autoscaler=_autoscaler(env, scenario, profile, replicas, router),
+                 arrivals=procs, open_loop=open_loop, autoscalers=_autoscalers(env, scenario, profile, replicas, router,
+                                                                               disagg),
                  disagg=disagg)
 
 
+def _autoscalers(env: simpy.Environment, scenario: Scenario, profile: Profile, replicas: list, router,
+                 disagg) -> dict:
+    """The ``[autoscale]`` controllers by pool: the fleet's, or each pool's with ``[disaggregation]``."""
+    if scenario.autoscale is None:
+        return {}
+    if disagg is None:
+        return {"fleet": _autoscaler(env, scenario, profile, replicas, router)}
+    return {"prefill": _autoscaler(env, scenario, disagg.prefill_profile, disagg.prefill, disagg.prefill_router),
+            "decode": _autoscaler(env, scenario, disagg.decode_profile, disagg.decode, disagg.decode_router)}
+
+
 def _autoscaler(env: simpy.Environment, scenario: Scenario, profile: Profile, replicas: list, router):
-    """The ``[autoscale]`` controller over ``replicas`` (None for a static fleet)."""
+    """The ``[autoscale]`` controller over ``replicas`` of ``profile`` behind ``router``."""
     cfg = scenario.autoscale
-    if cfg is None:
-        return None
     from agentwatt.core.step import state_power_w
     from agentwatt.sim.autoscale import Autoscaler, warmup_seconds
     warm = cfg.warmup_s if cfg.warmup_s is not None else warmup_seconds(profile.model.weight_bytes,

@@ -161,35 +161,45 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
     if world.disagg is not None:
         summary["disaggregation"] = world.disagg.summary(rows)
         transfers = world.disagg.transfers()
-    scaling = None
-    if world.autoscaler is not None:
-        scaling = _autoscale_summary(summary, world.autoscaler, replicas, profile, calls, t_end)
+    scaling = states = None
+    if world.autoscalers:
+        scaling, states = _autoscale_summary(summary, world.autoscalers, profile, calls, t_end)
     summary["wall_time_s"] = round(time.perf_counter() - wall0, 3)
     return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power,
                    power_levels=levels, steps=steps_frame(replicas) if scenario.run.step_trace else None,
-                   scaling=scaling, replica_states=None if world.autoscaler is None else
-                   pd.DataFrame(world.autoscaler.transitions, columns=["time_s", "replica", "state"]),
-                   transfers=transfers)
+                   scaling=scaling, replica_states=states, transfers=transfers)
 
 
-def _autoscale_summary(summary: dict, scaler, replicas, profile: Profile, calls: pd.DataFrame,
-                       t_end: float) -> pd.DataFrame:
-    """Add the ``autoscale`` block to ``summary`` (and stopped GPU-seconds to its power states);
-    return the replicas-per-state table. Calls submitted while replicas were warming are the ramp's."""
+def _autoscale_summary(summary: dict, scalers: dict, profile: Profile, calls: pd.DataFrame,
+                       t_end: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add the ``autoscale`` block to ``summary`` (one per pool with ``[disaggregation]``) and stopped
+    GPU-seconds to its power states; return the replicas-per-state table and the replicas' state
+    changes. Calls submitted while a pool's replicas were warming are that pool's ramp."""
     tp = profile.hardware.tp
-    e_stopped = sum(r.books.stopped_energy_j for r in replicas) if profile.power.available else None
-    block = scaler.summary(t_end, tp, e_stopped)
     fin = calls[calls["status"] == "finished"]
-    ramp = scaler.scaling_at(fin["submit_s"].to_numpy()) if len(fin) else np.zeros(0, dtype=bool)
     ttft = (fin["first_token_s"] - fin["submit_s"]).to_numpy()
-    block["calls_during_warmup"] = int(ramp.sum())
-    block["ttft_p99_during_warmup_s"] = float(np.percentile(ttft[ramp], 99)) if ramp.any() else None
-    block["ttft_p99_otherwise_s"] = float(np.percentile(ttft[~ramp], 99)) if (~ramp).any() else None
-    summary["autoscale"] = block
-    states = summary.get("gpu_state_seconds")
-    if states is not None:
-        states[scaler.cfg.stopped_state] += sum(r.books.stopped_s for r in replicas) * tp
-    return scaler.frame(t_end)
+    blocks, frames = {}, []
+    for pool, scaler in scalers.items():
+        reps = scaler.replicas
+        e_stopped = sum(r.books.stopped_energy_j for r in reps) if profile.power.available else None
+        block = scaler.summary(t_end, tp, e_stopped)
+        ramp = scaler.scaling_at(fin["submit_s"].to_numpy()) if len(fin) else np.zeros(0, dtype=bool)
+        block["calls_during_warmup"] = int(ramp.sum())
+        block["ttft_p99_during_warmup_s"] = float(np.percentile(ttft[ramp], 99)) if ramp.any() else None
+        block["ttft_p99_otherwise_s"] = float(np.percentile(ttft[~ramp], 99)) if (~ramp).any() else None
+        blocks[pool] = block
+        states = summary.get("gpu_state_seconds")
+        if states is not None:
+            states[scaler.cfg.stopped_state] += sum(r.books.stopped_s for r in reps) * tp
+        frames.append(scaler.frame(t_end).assign(pool=pool))
+    transitions = pd.DataFrame([row for s in scalers.values() for row in s.transitions],
+                               columns=["time_s", "replica", "state"])
+    if list(scalers) == ["fleet"]:
+        summary["autoscale"] = blocks["fleet"]
+        return frames[0].drop(columns="pool"), transitions
+    summary["autoscale"] = blocks
+    return (pd.concat(frames, ignore_index=True),
+            transitions.sort_values("time_s", kind="stable", ignore_index=True))
 
 
 def steps_frame(replicas) -> pd.DataFrame:

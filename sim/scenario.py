@@ -86,7 +86,8 @@ class FacilityConfig:
 @dataclass(frozen=True, kw_only=True)
 class AutoscaleConfig:
     """``[autoscale]``: start and stop replicas with load (sim/autoscale.py). Off unless the table is
-    given. The most replicas is ``[fleet] replicas``; those not running sit in ``stopped_state``."""
+    given. The most replicas is ``[fleet] replicas``; those not running sit in ``stopped_state``. With
+    ``[disaggregation]`` each pool is scaled on its own (min and initial per pool, max its size)."""
 
     # per ready replica: "concurrency" (running + waiting calls), "queue" (waiting), "utilization" (share
     # of the interval running steps) or "predicted" (concurrency extrapolated one warm-up ahead)
@@ -360,18 +361,20 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
     if not isinstance(wl, list):
         raise InputError(f"{where}: workload: expected an array of tables [[workload]]")
     classes = tuple(_workload(w, i, where, base_dir) for i, w in enumerate(wl))
-    autoscale = _autoscale(data["autoscale"], fleet, where) if "autoscale" in data else None
     disagg = None
+    pool_max = fleet.replicas   # the most replicas an autoscaler may run (per pool with [disaggregation])
     if "disaggregation" in data:
         disagg = _disaggregation(data["disaggregation"], where, base_dir)
         n = disagg.prefill_replicas + disagg.decode_replicas
         if "replicas" in data.get("fleet", {}) and fleet.replicas != n:
             raise InputError(f"{where}: [fleet] replicas = {fleet.replicas}: expected {n}, the prefill_replicas + "
                              f"decode_replicas of [disaggregation] (or leave it out)")
-        if autoscale is not None or fleet.spare_replicas:
-            raise InputError(f"{where}: [disaggregation] with [autoscale] or [fleet] spare_replicas: expected one "
-                             f"of them (not modelled together)")
+        if fleet.spare_replicas:
+            raise InputError(f"{where}: [disaggregation] with [fleet] spare_replicas: expected one of them (not "
+                             f"modelled together)")
         fleet = replace(fleet, replicas=n)
+        pool_max = min(disagg.prefill_replicas, disagg.decode_replicas)
+    autoscale = _autoscale(data["autoscale"], pool_max, where) if "autoscale" in data else None
     return Scenario(name=name, profile=profile, run=run, fleet=fleet, engine=engine, router=router,
                     facility=facility, workload=classes, source=where, autoscale=autoscale, disaggregation=disagg)
 
@@ -408,7 +411,7 @@ def _disaggregation(t: Any, where: str, base_dir: Path | None) -> Disaggregation
         decode_max_num_batched_tokens=limit("decode_max_num_batched_tokens"))
 
 
-def _autoscale(t: Any, fleet: FleetConfig, where: str) -> AutoscaleConfig:
+def _autoscale(t: Any, n: int, where: str) -> AutoscaleConfig:
     if not isinstance(t, dict):
         raise InputError(f"{where}: [autoscale] expected a table")
     d, tab = AutoscaleConfig(), "autoscale"
@@ -416,7 +419,6 @@ def _autoscale(t: Any, fleet: FleetConfig, where: str) -> AutoscaleConfig:
     if "target_per_replica" not in t:
         raise InputError(f"{where}: [autoscale] target_per_replica missing: expected a number > 0 (the metric's "
                          f"target per ready replica)")
-    n = fleet.replicas
     lo = _num(t, "min_replicas", d.min_replicas, where, tab, integer=True, lo=1, hi=n)
     cfg = AutoscaleConfig(
         metric=_str(t, "metric", d.metric, where, tab, choices=AUTOSCALE_METRICS),

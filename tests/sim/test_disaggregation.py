@@ -123,8 +123,10 @@ def test_deterministic(pd_run):
     ({"prefill_replicas": 1, "decode_replicas": 2, "link": "carrier-pigeon"}, {}, r"\[disaggregation\] link = "),
     ({"prefill_replicas": 1, "decode_replicas": 2}, {"fleet": {"replicas": 4}},
      r"\[fleet\] replicas = 4: expected 3"),
-    ({"prefill_replicas": 1, "decode_replicas": 2}, {"autoscale": {"target_per_replica": 4}},
-     r"\[disaggregation\] with \[autoscale\]"),
+    ({"prefill_replicas": 1, "decode_replicas": 2}, {"fleet": {"spare_replicas": 1}},
+     r"\[disaggregation\] with \[fleet\] spare_replicas"),
+    ({"prefill_replicas": 1, "decode_replicas": 3}, {"autoscale": {"target_per_replica": 4, "min_replicas": 2}},
+     r"\[autoscale\] min_replicas = 2: expected an integer >= 1 and <= 1"),
     ({"prefill_replicas": 0, "decode_replicas": 2}, {}, r"\[disaggregation\] prefill_replicas = 0"),
     ({"prefill_replicas": 1, "decode_replicas": 1, "bandwidth": 3}, {}, r"unknown key 'bandwidth'"),
 ])
@@ -145,3 +147,31 @@ def test_scenario_round_trips_and_takes_pool_overrides():
     assert scenario_from_dict(scenario_to_dict(sc), sc.source) == sc
     bigger = load_scenario(sc, {"disaggregation.decode_replicas": 3})   # as a plan over the decode pool does
     assert bigger.disaggregation.decode_replicas == 3 and bigger.fleet.replicas == 5
+
+
+def test_autoscaled_pools_conserve_calls_and_stay_within_each_pool():
+    """[autoscale] with [disaggregation]: each pool scaled on its own, the conservation of the static
+    pools still holds, and calls reach only ready replicas of either pool."""
+    res = run(_scenario(disaggregation={"prefill_replicas": 2, "decode_replicas": 3},
+                        autoscale={"target_per_replica": 6, "interval_s": 5, "scale_down_delay_s": 30},
+                        workload=[{"agent": "react-hotpotqa", "arrival": "mmpp",
+                                   "arrival_params": {"rates_per_s": [0.3, 4.0], "mean_sojourn_s": [60.0, 60.0]}}],
+                        run={**BASE["run"], "duration_s": 300.0}))
+    s, a, df = res.summary, res.summary["autoscale"], res.scaling
+    assert set(a) == {"prefill", "decode"} and a["decode"]["starts"] >= 1
+    for pool, size in (("prefill", 2), ("decode", 3)):
+        p = df[df["pool"] == pool]
+        assert (p["ready"] >= 1).all() and ((p["ready"] + p["warming"]) <= size).all()
+        assert (p[["ready", "warming", "draining", "stopped"]].sum(axis=1) == size).all()
+    fin = res.calls[res.calls["status"] == "finished"]
+    assert len(fin) == s["calls_submitted"]
+    t = res.transfers
+    assert len(t) == int((fin["output_tokens"] > 1).sum())
+    d = s["disaggregation"]
+    assert d["prefill"]["decode_tokens"] == 0
+    assert s["output_tokens"] - d["decode"]["decode_tokens"] - len(fin) <= d["decode"]["preemptions"]
+    st = res.replica_states.sort_values("time_s", kind="stable")
+    routed = t.assign(routed_s=t["start_s"] + t["transfer_s"]).rename(columns={"decode_replica": "replica"})
+    at = pd.merge_asof(routed.sort_values("routed_s"), st, left_on="routed_s", right_on="time_s", by="replica",
+                       direction="backward")
+    assert (at["state"] == "ready").all()                          # decode replicas picked only when ready
