@@ -23,7 +23,7 @@ class Request:
     __slots__ = ("rid", "prompt_len", "output_len", "hashes", "blocks", "num_computed",
                  "num_generated", "n_registered", "submit_s", "first_token_s", "finish_s",
                  "cached_tokens", "prefill_computed", "preemptions", "energy_j", "done", "tag",
-                 "admitted", "retain", "unpin_on_admit", "pin_id")
+                 "admitted", "retain", "unpin_on_admit", "pin_id", "loaded")
 
     def __init__(self, rid: int, prompt_len: int, output_len: int, hashes: list[int],
                  submit_s: float, done: Any = None, tag: Any = None) -> None:
@@ -48,6 +48,7 @@ class Request:
         self.retain = False                    # keep KV pinned after finishing (retention policy)
         self.unpin_on_admit: list[int] = []    # pins of this session to drop once admitted
         self.pin_id: int | None = None         # set by complete() when retained
+        self.loaded = 0                        # tokens whose KV arrived from elsewhere (a prefill pool's transfer)
 
     @property
     def num_tokens(self) -> int:
@@ -129,6 +130,7 @@ def _preempt(state: ReplicaState, r: Request) -> None:
     state.kv.release(r.blocks)
     r.blocks = []
     r.num_computed = 0
+    r.loaded = 0          # transferred KV is gone with the blocks: recompute here
     r.n_registered = 0
     r.preemptions += 1
     state.waiting.appendleft(r)
@@ -199,6 +201,8 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
             continue
         hit = kv.match_prefix(r.hashes, (r.num_tokens - 1) // bs)
         computed = len(hit) * bs
+        if r.loaded > computed:   # KV transferred in: only blocks to hold it, nothing to compute
+            computed = r.loaded
         n = min(r.num_tokens - computed, budget)
         new_blocks = kv.blocks_for(computed + n) - len(hit)
         # cost_of(hit, new) <= new + len(hit): only count exactly when that bound does not fit
@@ -207,7 +211,7 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
             if kv.cost_of(hit, new_blocks) > kv.num_free:
                 break
             hit = kv.match_prefix(r.hashes, (r.num_tokens - 1) // bs)  # unpinning may have evicted
-            computed = len(hit) * bs
+            computed = max(len(hit) * bs, r.loaded)
             n = min(r.num_tokens - computed, budget)
             new_blocks = kv.blocks_for(computed + n) - len(hit)
             if kv.cost_of(hit, new_blocks) > kv.num_free:

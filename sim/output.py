@@ -9,7 +9,8 @@ from agentwatt.core.io import atomic_write, atomic_write_json
 
 FILES = {"summary": "summary.json", "calls": "calls.parquet", "sessions": "sessions.parquet",
          "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png",
-         "steps": "steps.csv"}
+         "steps": "steps.csv", "scaling": "scaling.parquet", "replica_states": "replica_states.parquet",
+         "transfers": "kv_transfers.parquet"}
 
 
 def _provenance(summary: dict) -> bytes:
@@ -54,6 +55,11 @@ def write_results(results, out_dir: str | Path, plots: bool = True) -> dict[str,
                          comment=f"agentwatt step trace of scenario {results.summary.get('scenario')!r}, seed "
                                  f"{results.summary.get('seed')}: one row per engine step, all replicas")
         written["steps"] = out / FILES["steps"]
+    for key in ("scaling", "replica_states", "transfers"):   # [autoscale] / [disaggregation] tables
+        df = getattr(results, key, None)
+        if df is not None:
+            _parquet(df, out / FILES[key], prov)
+            written[key] = out / FILES[key]
     if plots:
         written["latency_cdf"] = P.latency_cdf(results.calls, results.sessions, out / FILES["latency_cdf"])
         if results.power is not None:
