@@ -96,21 +96,34 @@ def format_summary(s: dict) -> str:
                  f"sessions {s['sessions_completed']}/{s['sessions_arrived']} completed "
                  f"({s['sessions_in_flight']} in flight, {s['sessions_dropped']} dropped); "
                  f"LLM calls {s['calls_completed']}/{s['calls_submitted']}")
-    hdr = f"{'metric':<16}{'mean':>10}{'p50':>10}{'p90':>10}{'p99':>10}"
-    lines.append(hdr)
-    for key, label in (("ttft_s", "TTFT s"), ("tpot_s", "TPOT ms"), ("call_e2e_s", "call e2e s"),
-                       ("session_e2e_s", "session e2e s")):
-        d = s[key]
+    from agentwatt.sim.labels import stat_words
+    from agentwatt.sim.report import pct_key
+    stats = ["mean", *(pct_key(p) for p in s.get("percentiles", (50, 90, 99)))]
+    lines.append(f"{'metric':<16}" + "".join(f"{stat_words(k):>10}" for k in stats))
+    for key, label in (("queue_s", "queue s"), ("ttft_s", "TTFT s"), ("tpot_s", "TPOT ms"),
+                       ("call_e2e_s", "call e2e s"), ("session_e2e_s", "session e2e s")):
+        d = s.get(key) or {}
         scale = 1e3 if key == "tpot_s" else 1.0
-        lines.append(f"{label:<16}" + "".join(f"{_fmt(d.get(k), scale=scale):>10}" for k in ("mean", "p50", "p90", "p99")))
+        lines.append(f"{label:<16}" + "".join(f"{_fmt(d.get(k), scale=scale):>10}" for k in stats))
+    mw = s.get("metrics_window") or {}
+    if mw.get("steady_state"):
+        lines.append(f"steady state: latencies, throughput and power over {mw['start_s']:.0f}-{mw['end_s']:.0f} s "
+                     f"(warm-up and drain left out)")
+    tp = s.get("throughput") or {}
+    if tp.get("calls_per_s") is not None:
+        lines.append(f"throughput {_fmt(tp['sessions_per_s'])} sessions/s, {_fmt(tp['calls_per_s'])} calls/s, "
+                     f"{_fmt(tp['output_tokens_per_s'])} output tokens/s "
+                     f"({_fmt(tp['output_tokens_per_s_per_gpu'])} per GPU)")
     lines.append(f"GPU utilisation {_fmt(s['gpu_utilization'], '%', 100)}, prefix-cache hit rate "
                  f"{_fmt(s['prefix_cache_hit_rate'], '%', 100)}, KV peak {_fmt(s['kv_peak_utilization'], '%', 100)}, "
                  f"preemptions {s['preemptions']}")
     if s.get("energy_available"):
         lines.append(f"GPU energy {_fmt(s['gpu_energy_j'], ' kJ', 1e-3)} (idle {_fmt(s['gpu_idle_energy_j'], ' kJ', 1e-3)}), "
-                     f"avg power {_fmt(s['avg_power_w'], ' W')}, peak {_fmt(s['peak_power_w'], ' W')}, "
-                     f"energy/session {_fmt(s['energy_per_session_j'], ' Wh', 1 / 3600)} "
-                     f"({_fmt(s['energy_per_session_with_idle_j'], ' Wh', 1 / 3600)} with idle)")
+                     f"avg power {_fmt(s['gpu_avg_power_w'], ' W')}, peak {_fmt(s['gpu_peak_power_w'], ' W')}, "
+                     f"energy/session {_fmt(s['gpu_energy_per_session_j'], ' Wh', 1 / 3600)} "
+                     f"({_fmt(s['gpu_energy_per_session_with_idle_j'], ' Wh', 1 / 3600)} with idle), "
+                     f"{_fmt(s.get('gpu_energy_per_output_token_j'), ' J')}/output token "
+                     f"({_fmt(s.get('gpu_energy_per_token_j'), ' J')}/token)")
         fp, pv = s["facility_power"], s["provisioning"]
         lines.append(f"facility (GPUs + hosts + network) × PUE: {_fmt(fp['mean_w'], ' kW', 1e-3)} average, "
                      f"{_fmt(fp['p95_w'], ' kW', 1e-3)} P95, {_fmt(fp['peak_w'], ' kW', 1e-3)} peak; nameplate "
@@ -126,7 +139,7 @@ def format_summary(s: dict) -> str:
         e2e = a["session_e2e_s"]
         lines.append(f"  {agent:<22} sessions {a['sessions_completed']:>6}, calls/session "
                      f"{_fmt(a['llm_calls_per_session'])}, e2e p50 {_fmt(e2e['p50'])} s p99 {_fmt(e2e['p99'])} s, "
-                     f"energy/session {_fmt(a['energy_per_session_j'], ' Wh', 1 / 3600)}")
+                     f"energy/session {_fmt(a['gpu_energy_per_session_j'], ' Wh', 1 / 3600)}")
     lines += [f"warning: {w}" for w in s.get("warnings", [])]
     return "\n".join(lines)
 

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{s['prompt_tokens'] / max(1, s['calls_completed']):,.0f} tokens/call, cache hit "
               f"{100 * (s['prefix_cache_hit_rate'] or 0):.0f} %, TTFT p50 {s['ttft_s']['p50']:.2f} s p99 "
               f"{s['ttft_s']['p99']:.1f} s, GPU busy {100 * s['gpu_utilization']:.0f} %, "
-              f"{s['energy_per_session_j'] / 3600:.0f} Wh/session")
+              f"{s['gpu_energy_per_session_j'] / 3600:.0f} Wh/session")
     p = plt()
     fig, (a, b) = p.subplots(1, 2, figsize=(12, 3.8))
     for rate, r in results.items():

@@ -123,8 +123,8 @@ def power_vs_load(summary: pd.DataFrame, path: Path) -> Path | None:
     ``fleet.replicas`` was swept."""
     fac = _metric(summary, "facility_avg_power_w")
     base = "facility" if not fac.empty and fac["mean"].notna().all() else "GPU"
-    avg = fac if base == "facility" else _metric(summary, "avg_power_w")
-    peak_key = "facility_peak_power_w" if base == "facility" else "peak_power_w"
+    avg = fac if base == "facility" else _metric(summary, "gpu_avg_power_w")
+    peak_key = "facility_peak_power_w" if base == "facility" else "gpu_peak_power_w"
     arrived, end = _metric(summary, "sessions_arrived"), _metric(summary, "arrivals_end_s")
     if avg.empty or avg["mean"].isna().all() or arrived.empty or end.empty:
         return None
@@ -177,12 +177,12 @@ def plan_plot(table: pd.DataFrame, result, path: Path) -> Path:
         ax.set_ylabel(m)
         ax.set_title(slo.text)
     pax = axes[-1]
-    pax.plot(t["size"], t["peak_power_w"] / 1e3, marker="o", color="C1", label="peak (max over seeds)")
+    pax.plot(t["size"], t["budget_peak_power_w"] / 1e3, marker="o", color="C1", label="peak (max over seeds)")
     fac = t["facility_avg_power_w"].notna().all() and len(t)
-    avg_col = "facility_avg_power_w" if fac else "avg_power_w"
+    avg_col = "facility_avg_power_w" if fac else "gpu_avg_power_w"
     pax.plot(t["size"], t[avg_col] / 1e3, marker="o", color="C2",
              label=f"average ({'facility' if fac else 'GPU'}, mean over seeds)")
-    if result.budget_w is not None and len(t) and result.budget_w <= 3 * np.nanmax(t["peak_power_w"]):
+    if result.budget_w is not None and len(t) and result.budget_w <= 3 * np.nanmax(t["budget_peak_power_w"]):
         pax.axhline(result.budget_w / 1e3, color="C3", ls="--", label="power budget")
     src = result.evaluated[t["size"].iloc[0]].power_source if len(t) else None
     pax.set_ylabel("power (kW)")

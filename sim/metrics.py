@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CALL_COLUMNS = ("session_id", "node_id", "agent", "replica", "submit_s", "first_token_s",
+CALL_COLUMNS = ("session_id", "node_id", "agent", "replica", "submit_s", "start_s", "first_token_s",
                 "finish_s", "prompt_tokens", "cached_tokens", "prefill_computed_tokens",
                 "output_tokens", "output_tokens_requested", "preemptions", "energy_j", "status")
 SESSION_COLUMNS = ("session_id", "agent", "arrival_s", "finish_s", "n_llm_calls", "n_tool_calls",

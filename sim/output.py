@@ -9,7 +9,7 @@ from agentwatt.core.io import atomic_write, atomic_write_json
 
 FILES = {"summary": "summary.json", "calls": "calls.parquet", "sessions": "sessions.parquet",
          "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png",
-         "steps": "steps.csv"}
+         "steps": "steps.csv", "vllm_benchmark": "vllm_benchmark.json"}
 
 
 def _provenance(summary: dict) -> bytes:
@@ -58,6 +58,9 @@ def write_results(results, out_dir: str | Path, plots: bool = True) -> dict[str,
         written["latency_cdf"] = P.latency_cdf(results.calls, results.sessions, out / FILES["latency_cdf"])
         if results.power is not None:
             written["power_png"] = P.power_over_time(results.power, out / FILES["power_png"])
+    from agentwatt.sim.report import vllm_benchmark
+    written["vllm_benchmark"] = atomic_write_json(out / FILES["vllm_benchmark"],
+                                                  vllm_benchmark(results.calls, results.summary))
     atomic_write_json(out / FILES["summary"], results.summary)
     written["summary"] = out / FILES["summary"]
     return written
