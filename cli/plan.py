@@ -87,10 +87,11 @@ def format_sweep(summary, metric: str, max_rows: int = 40) -> str:
     """One line per point: its parameters, then ``metric`` mean [CI] over seeds."""
     df = summary[summary["metric"] == metric]
     if df.empty:
-        return f"--metric {metric}: not in the summary (try session_e2e_s.p99, ttft_s.p90, avg_power_w)"
+        return f"--metric {metric}: not in the summary (try session_e2e_s.p99, ttft_s.p90, gpu_avg_power_w)"
     params = [c for c in df.columns if c.startswith("param.")]
     conf = df["confidence"].iloc[0]
-    lines = [f"{metric}: mean over seeds [{conf:.0%} CI]"]
+    lines = [f"{metric}: mean over seeds [{conf:.0%} CI; on the log scale when every value is positive], "
+             f"n = seeds"]
     shown = df.head(max_rows)
     labels = [", ".join(f"{p.removeprefix('param.')}={row[p]}" for p in params) or "(scenario as is)"
               for _, row in shown.iterrows()]
@@ -193,14 +194,14 @@ def _power_lines(res, a) -> list[str]:
         return ["power: unavailable (the profile has no power model)"]
     fac = a.power_source == "facility"
     note = "facility" if fac else "GPU only: the summary has no facility_peak_power_w"
-    line = f"power: peak {_power(a.peak_power_w)} ({note}, max over seeds)"
+    line = f"power: peak {_power(a.budget_peak_power_w)} ({note}, max over seeds)"
     if res.budget_w is not None:
-        line += f", budget {_power(res.budget_w)}: {_power(res.budget_w - a.peak_power_w)} to spare"
-    avg = f"average {_power(a.mean('avg_power_w'))} GPU"
+        line += f", budget {_power(res.budget_w)}: {_power(res.budget_w - a.budget_peak_power_w)} to spare"
+    avg = f"average {_power(a.mean('gpu_avg_power_w'))} GPU"
     if fac and a.mean("facility_avg_power_w") is not None:
-        avg = f"average {_power(a.mean('facility_avg_power_w'))} facility, {_power(a.mean('avg_power_w'))} GPU"
+        avg = f"average {_power(a.mean('facility_avg_power_w'))} facility, {_power(a.mean('gpu_avg_power_w'))} GPU"
     lines = [f"{line}; {avg}"]
-    e, ef = a.mean("energy_per_session_j"), a.mean("facility_energy_per_session_j")
+    e, ef = a.mean("gpu_energy_per_session_j"), a.mean("facility_energy_per_session_j")
     if e is not None:
         text = f"energy per session: {e / 3600:.3g} Wh GPU (busy + idle share)"
         if ef is not None:
