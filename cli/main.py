@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from agentwatt.cli.options import no_plots_option, out_option, set_option
+from agentwatt.cli.options import no_plots_option, no_report_option, out_option, set_option
 from agentwatt.core.errors import AgentwattError
 
 
@@ -62,7 +62,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scenario's seed.")
 @out_option(Path("results"), "Folder for summary.json, Parquet tables and PNG plots.")
 @no_plots_option
-def simulate(scenario: Path | None, sets: tuple[str, ...], seed: int | None, out_dir: Path, no_plots: bool) -> None:
+@no_report_option
+def simulate(scenario: Path | None, sets: tuple[str, ...], seed: int | None, out_dir: Path, no_plots: bool,
+             no_report: bool) -> None:
     """Simulate SCENARIO (a TOML file; the built-in default scenario when omitted)."""
     from agentwatt.cli.options import load_with_sets
     from agentwatt.sim.output import write_results
@@ -74,6 +76,9 @@ def simulate(scenario: Path | None, sets: tuple[str, ...], seed: int | None, out
                f"seed {sc.run.seed}, arrivals for {sc.run.duration_s:g} s")
     res = run(sc, progress=sys.stderr.isatty())
     written = write_results(res, out_dir, plots=not no_plots)
+    if not no_report:
+        from agentwatt.cli.options import write_html_report
+        written["report"] = write_html_report(out_dir)
     click.echo(format_summary(res.summary))
     if res.summary["calls_dropped"]:
         click.echo(f"warning: {res.summary['calls_dropped']} LLM call(s) dropped: prompt + output longer than a "
@@ -142,6 +147,15 @@ def format_summary(s: dict) -> str:
                      f"energy/session {_fmt(a['gpu_energy_per_session_j'], ' Wh', 1 / 3600)}")
     lines += [f"warning: {w}" for w in s.get("warnings", [])]
     return "\n".join(lines)
+
+
+@main.command("report")
+@click.argument("folder", type=click.Path(path_type=Path))
+def report_cmd(folder: Path) -> None:
+    """Write FOLDER/report.html: one self-contained, interactive HTML file (opens offline) for a folder
+    written by simulate, sweep or plan."""
+    from agentwatt.cli.options import write_html_report
+    click.echo(f"wrote {write_html_report(folder)}")
 
 
 @main.group("power")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from agentwatt.cli.options import no_plots_option, out_option, set_option
+from agentwatt.cli.options import no_plots_option, no_report_option, out_option, set_option, write_html_report
 
 _RUNNER_OPTIONS = [
     click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -55,9 +55,10 @@ def _num(v: float | None, digits: int = 4) -> str:
               help="Level of the per-point confidence intervals in sweep_summary.parquet.")
 @click.option("--metric", default="session_e2e_s.p99", show_default=True, help="Metric to print and plot.")
 @no_plots_option
+@no_report_option
 @_runner_options
 def sweep_cmd(scenario: Path | None, sets: tuple[str, ...], grid_file: Path | None, seeds: int | None,
-              out_dir: Path, confidence: float, metric: str, no_plots: bool, scheduler: str | None,
+              out_dir: Path, confidence: float, metric: str, no_plots: bool, no_report: bool, scheduler: str | None,
               workers: int | None, serial: bool, progress: bool) -> None:
     """Run SCENARIO over a grid of overrides × seeds; resumable (finished runs are kept and skipped)."""
     from agentwatt.plan.runners import SerialRunner, open_runner
@@ -78,6 +79,8 @@ def sweep_cmd(scenario: Path | None, sets: tuple[str, ...], grid_file: Path | No
                     progress=progress and sys.stderr.isatty())
     finally:
         runner.close()
+    if not no_report:
+        res.files["report"] = write_html_report(out_dir)
     click.echo(format_sweep(res.summary, metric))
     click.echo(f"{res.runs_done_now} run(s) in {res.wall_s:.1f} s; wrote {len(res.files)} files to {out_dir}/: "
                + ", ".join(p.name for p in res.files.values()))
@@ -121,11 +124,13 @@ def format_sweep(summary, metric: str, max_rows: int = 40) -> str:
 @set_option
 @out_option(Path("plan"), "Result store and plan.json, plan.png.")
 @click.option("--no-plots", "--no-plot", "no_plots", is_flag=True, help="Skip plan.png.")
+@no_report_option
 @_runner_options
 @click.pass_context
 def plan_cmd(ctx: click.Context, scenario: Path | None, slos: tuple[str, ...], power_budget_mw: float | None,
              param: str, lo: int, hi: int, seeds: int, confidence: float, sets: tuple[str, ...], out_dir: Path,
-             no_plots: bool, scheduler: str | None, workers: int | None, serial: bool, progress: bool) -> None:
+             no_plots: bool, no_report: bool, scheduler: str | None, workers: int | None, serial: bool,
+             progress: bool) -> None:
     """Find the smallest fleet for SCENARIO meeting the SLOs with stated confidence, within a power budget."""
     from agentwatt.cli.options import parse_sets
     from agentwatt.plan.plan import check_plan_inputs, parse_slo, plan
@@ -145,11 +150,14 @@ def plan_cmd(ctx: click.Context, scenario: Path | None, slos: tuple[str, ...], p
                    budget_w=budget_w, fixed=fixed, plot=not no_plots, progress=progress and sys.stderr.isatty())
     finally:
         runner.close()
+    if not no_report:
+        write_html_report(out_dir)
     if res.answer is None:
         click.echo(f"no answer: {res.reason} (details: {out_dir}/plan.json)", err=True)
         ctx.exit(1)
     click.echo(format_plan(res))
-    click.echo(f"wrote {out_dir}/plan.json" + ("" if no_plots else f", {out_dir}/plan.png"))
+    click.echo(f"wrote {out_dir}/plan.json" + ("" if no_plots else f", {out_dir}/plan.png")
+               + ("" if no_report else f", {out_dir}/report.html"))
 
 
 def format_plan(res) -> str:

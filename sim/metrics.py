@@ -72,7 +72,8 @@ class TimeBins:
                           for c, i in self.channels.items()}
 
 
-REPLICA_CHANNELS = ("energy_j", "busy_s", "idle_tool_s", "idle_empty_s", "capped_s")
+# kv_block_s: KV blocks in use × seconds, batch_s: sequences in the step × seconds (the report's timelines)
+REPLICA_CHANNELS = ("energy_j", "busy_s", "idle_tool_s", "idle_empty_s", "capped_s", "kv_block_s", "batch_s")
 
 
 @dataclass(frozen=True)

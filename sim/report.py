@@ -138,6 +138,7 @@ def summarize(scenario, profile, calls: pd.DataFrame, sessions: pd.DataFrame, re
         "kv_retention": scenario.engine.kv_retention,
         "kv_pins_dropped_for_memory": _total(replicas, "kv_pins_dropped_for_memory"),
         "kv_capacity_tokens_per_replica": num_blocks * scenario.engine.block_size_tokens,
+        "kv_blocks_per_replica": num_blocks,
         "kv_peak_utilization": max(replicas["peak_kv_blocks"].tolist()) / num_blocks,
         "kv_mean_utilization": (_total(replicas, "kv_block_seconds") / (n_rep * num_blocks * t_end)
                                 if t_end > 0 else None),
