@@ -169,10 +169,16 @@ def power_grp() -> None:
 @click.option("--measured-column", default=None, help="Power column of MEASURED (default power_w/gpu_power_w).")
 @click.option("--simulated-column", default=None, help="Power column of SIMULATED (default gpu_power_w).")
 @click.option("--shift-s", type=float, default=0.0, help="Add this to the simulated times before matching.")
-def power_compare(measured: Path, simulated: Path, measured_column, simulated_column, shift_s: float) -> None:
-    """Energy error, ACF R², KS distance and P95/P99 error on matched 1 s means."""
+@click.option("--dcgm-interval-ms", type=click.FloatRange(min=0, min_open=True), default=1000.0, show_default=True,
+              help="Sampling interval of a dcgmi dmon MEASURED file (its -d; dmon writes no times).")
+def power_compare(measured: Path, simulated: Path, measured_column, simulated_column, shift_s: float,
+                  dcgm_interval_ms: float) -> None:
+    """Energy error, ACF R², KS distance and P95/P99 error on matched 1 s means.
+
+    MEASURED: our CSV/Parquet (time_s or timestamp, power_w), nvidia-smi --query-gpu CSV, dcgmi dmon
+    output or a Zeus power-timeline JSON (GPUs summed); SIMULATED: a results folder or its power.parquet."""
     from agentwatt.validate.powercompare import compare, read_power_series
-    mt, mw = read_power_series(measured, measured_column)
+    mt, mw = read_power_series(measured, measured_column, dcgm_interval_s=dcgm_interval_ms / 1e3)
     st, sw = read_power_series(simulated, simulated_column)
     r = compare(mt, mw, st + shift_s, sw)
     click.echo(f"compared {r['seconds_compared']} s of 1 s means")
