@@ -22,6 +22,7 @@ import sys
 import numpy as np
 from _common import parse_args, plt, save, scenario
 
+from agentwatt.sim.plots import ccdf
 from agentwatt.sim.report import call_metrics
 from agentwatt.sim.run import run
 
@@ -48,11 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     p = plt()
     fig, (a, b) = p.subplots(1, 2, figsize=(12, 3.8))
     for rate, r in results.items():
-        t = np.sort(call_metrics(r.calls)["ttft_s"].dropna().to_numpy())
-        a.plot(t, np.arange(1, len(t) + 1) / len(t), label=f"{rate:g} sessions/s")
-    a.set_xscale("log")
+        ccdf(a, call_metrics(r.calls)["ttft_s"], f"{rate:g} sessions/s")
     a.set_xlabel("time to first token per call (s)")
-    a.set_ylabel("fraction ≤ x")
     a.set_title("Claude Code calls on one 70B replica")
     a.legend(fontsize=8)
     low = results[rates[0]]

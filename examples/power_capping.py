@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         a.annotate(f"{r['cap']:.0f} W", (r["gpu_peak_kw"], r["p99"]), fontsize=8, xytext=(4, 4),
                    textcoords="offset points")
+    a.margins(x=0.15, y=0.12)   # room for the cap labels inside the axes
     a.set_xlabel("peak GPU power of the two replicas (kW)")
     a.set_ylabel("session p99 latency (s)")
     a.set_title("trade-off: provisioned power vs tail latency")

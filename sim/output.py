@@ -8,7 +8,7 @@ from pathlib import Path
 from agentwatt.core.io import atomic_write, atomic_write_json
 
 FILES = {"summary": "summary.json", "calls": "calls.parquet", "sessions": "sessions.parquet",
-         "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png",
+         "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_ccdf": "latency_ccdf.png", "power_png": "power.png",
          "steps": "steps.csv", "vllm_benchmark": "vllm_benchmark.json"}
 
 
@@ -55,9 +55,10 @@ def write_results(results, out_dir: str | Path, plots: bool = True) -> dict[str,
                                  f"{results.summary.get('seed')}: one row per engine step, all replicas")
         written["steps"] = out / FILES["steps"]
     if plots:
-        written["latency_cdf"] = P.latency_cdf(results.calls, results.sessions, out / FILES["latency_cdf"])
+        written["latency_ccdf"] = P.latency_ccdf(results.calls, results.sessions, out / FILES["latency_ccdf"],
+                                                 results.summary)
         if results.power is not None:
-            written["power_png"] = P.power_over_time(results.power, out / FILES["power_png"])
+            written["power_png"] = P.power_over_time(results.power, out / FILES["power_png"], summary=results.summary)
     from agentwatt.sim.report import vllm_benchmark
     written["vllm_benchmark"] = atomic_write_json(out / FILES["vllm_benchmark"],
                                                   vllm_benchmark(results.calls, results.summary))

@@ -16,6 +16,24 @@ def pyplot():
     return plt
 
 
+def integer_ticks(axis) -> None:
+    """Whole-number ticks on an axis of counts (replicas, GPUs): no 2.5 replicas."""
+    from matplotlib.ticker import MaxNLocator
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def ccdf(ax, values, label: str) -> None:
+    """P(X >= x) of the positive ``values`` as a step line on log-log axes: the tail stays readable
+    (a linear CDF squashes it into the top pixels)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    x = x[np.isfinite(x) & (x > 0)]
+    if len(x):
+        ax.step(x, 1.0 - np.arange(len(x)) / len(x), where="post", label=f"{label} (n={len(x)})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylabel("share slower than x (CCDF)")
+
+
 def save_figure(fig, path: Path) -> Path:
     def w(tmp: str) -> None:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -24,41 +42,79 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def latency_cdf(calls: pd.DataFrame, sessions: pd.DataFrame, path: Path) -> Path:
-    """Empirical CDFs of TTFT, call e2e and session e2e, one line per agent class."""
+def latency_ccdf(calls: pd.DataFrame, sessions: pd.DataFrame, path: Path, summary: dict | None = None,
+                 slos: dict[str, float] | None = None) -> Path:
+    return save_figure(latency_ccdf_figure(calls, sessions, summary, slos), path)
+
+
+def latency_ccdf_figure(calls: pd.DataFrame, sessions: pd.DataFrame, summary: dict | None = None,
+                        slos: dict[str, float] | None = None):
+    """P(latency > x) of TTFT, call e2e and session e2e, one line per agent class, log-log so the tail
+    shows; the overall p50 and p99 (``summary``) and any SLO (``slos``: summary key → seconds) marked."""
+    from agentwatt.sim.labels import label
     from agentwatt.sim.report import call_metrics, session_metrics
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     c = call_metrics(calls[calls["status"] == "finished"]) if len(calls) else None
     s = session_metrics(sessions[sessions["status"] == "finished"]) if len(sessions) else None
-    panels = [(c, "ttft_s", "time to first token (s)"), (c, "e2e_s", "LLM call end-to-end (s)"),
-              (s, "e2e_s", "session (agent task) end-to-end (s)")]
-    for ax, (df, col, label) in zip(axes, panels):
+    panels = [(c, "ttft_s", "ttft_s"), (c, "e2e_s", "call_e2e_s"), (s, "e2e_s", "session_e2e_s")]
+    for ax, (df, col, key) in zip(axes, panels):
         if df is not None and len(df):
             for agent, g in df.groupby("agent", sort=True):
                 x = np.sort(g[col].dropna().to_numpy())
-                if len(x):
-                    ax.plot(x, np.arange(1, len(x) + 1) / len(x), label=f"{agent} (n={len(x)})")
+                x = x[x > 0]
+                if len(x):   # P(X >= x_i) = (n - i) / n: from 1 down to 1/n, never 0 on the log axis
+                    ax.step(x, 1.0 - np.arange(len(x)) / len(x), where="post", label=f"{agent} (n={len(x)})")
             ax.set_xscale("log")
-            ax.legend(fontsize=7, loc="lower right")
-        ax.set_xlabel(label)
-        ax.set_ylabel("fraction ≤ x")
-        ax.grid(alpha=0.3)
-    fig.suptitle("Latency CDFs")
-    return save_figure(fig, path)
+            ax.set_yscale("log")
+            ax.xaxis.set_minor_formatter(pyplot().matplotlib.ticker.NullFormatter())   # no crowded 2×10⁻² labels
+            _markers(ax, (summary or {}).get(key) or {}, (slos or {}).get(key))
+            ax.legend(fontsize=7, loc="lower left")
+        ax.set_xlabel(label(key))
+        ax.set_ylabel("share slower than x (CCDF)")
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle("Latency tails (CCDF, log-log)")
+    fig.tight_layout()
+    return fig
 
 
-def power_over_time(power: pd.DataFrame, path: Path, title: str = "Fleet power") -> Path:
+def _markers(ax, stats: dict, slo: float | None) -> None:
+    for stat, ls in (("p50", ":"), ("p99", "--")):
+        if stats.get(stat):
+            ax.axvline(stats[stat], color="0.35", ls=ls, lw=1, label=f"{stat} {stats[stat]:.3g} s (all)")
+    if slo is not None:
+        ax.axvline(slo, color="C3", lw=1.2, label=f"SLO {slo:g} s")
+
+
+def power_over_time(power: pd.DataFrame, path: Path, title: str = "Fleet power", summary: dict | None = None) -> Path:
+    return save_figure(power_figure(power, title, summary), path)
+
+
+def power_figure(power: pd.DataFrame, title: str = "Fleet power", summary: dict | None = None):
+    """GPU, IT and facility power; with ``summary``: the facility nameplate, the facility P95, the row
+    power limit when a row's nameplate would reach it, and the drain (no arrivals) shaded."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 3.5))
+    fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(power["time_s"], power["gpu_power_w"] / 1e3, lw=0.9, label="GPUs")
     if "facility_power_w" in power:
         ax.plot(power["time_s"], power["it_power_w"] / 1e3, lw=0.9, label="IT (GPUs + hosts + network)")
         ax.plot(power["time_s"], power["facility_power_w"] / 1e3, lw=0.9, label="facility (IT × PUE)")
-        ax.legend(fontsize=8)
+    s = summary or {}
+    pv, fp = s.get("provisioning") or {}, s.get("facility_power") or {}
+    top = float(power.get("facility_power_w", power["gpu_power_w"]).max())
+    for value, text, style in ((pv.get("nameplate_facility_w"), "facility nameplate (TDP)", {"color": "C3", "ls": "--"}),
+                               (fp.get("p95_w"), "facility P95", {"color": "0.3", "ls": "-."}),
+                               (pv.get("row_power_limit_w"), "row power limit", {"color": "C3", "ls": ":"})):
+        if value and (text != "row power limit" or value <= 1.5 * (pv.get("nameplate_it_w") or 0)):
+            ax.axhline(value / 1e3, lw=1, label=f"{text} {value / 1e3:.3g} kW", **style)
+            top = max(top, value)
+    a, b = s.get("arrivals_end_s"), s.get("sim_time_s")
+    if a is not None and b is not None and b > a:
+        ax.axvspan(a, b, color="0.85", zorder=0, label="drain: arrivals over, fleet emptying")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("power (kW)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.set_ylim(bottom=0)
-    return save_figure(fig, path)
+    ax.set_ylim(0, 1.08 * top / 1e3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig

@@ -101,7 +101,7 @@ def test_write_results_files(tmp_path):
     res = run(_scenario())
     written = write_results(res, tmp_path)
     for name in ("summary.json", "calls.parquet", "sessions.parquet", "power.parquet", "power_levels.parquet",
-                 "latency_cdf.png", "power.png"):
+                 "latency_ccdf.png", "power.png"):
         assert (tmp_path / name).stat().st_size > 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     for key in ("sessions_completed", "calls_completed", "ttft_s", "tpot_s", "call_e2e_s", "session_e2e_s",
