@@ -29,9 +29,12 @@ def no_report_option(fn):
 
 
 def write_html_report(folder: Path) -> Path:
-    """``report.html`` of a folder written by simulate, sweep or plan."""
-    from agentwatt.plan.html import report_for
+    """``report.html`` of a folder written by simulate, sweep, plan or paper."""
     from agentwatt.sim.html import write_report
+    if (Path(folder) / "report.json").exists() and not (Path(folder) / "summary.json").exists():
+        from agentwatt.paper.html import paper_report
+        return write_report(folder, paper_report(folder))
+    from agentwatt.plan.html import report_for
     return write_report(folder, report_for(folder))
 
 

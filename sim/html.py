@@ -62,11 +62,15 @@ def figure_html(fig, div_id: str) -> str:
 
 
 def page(title: str, sections: list[tuple[str, str]], note: str = "") -> str:
-    """The whole page: ``sections`` are (heading, inner HTML); plotly.js embedded (offline)."""
-    from plotly.offline import get_plotlyjs
+    """The whole page: ``sections`` are (heading, inner HTML); plotly.js embedded (offline) when a
+    section holds a Plotly figure."""
     body = "".join(f"<h2>{html.escape(h)}</h2>{inner}" for h, inner in sections)
+    js = ""
+    if "Plotly.newPlot" in body:
+        from plotly.offline import get_plotlyjs
+        js = f"<script type=\"text/javascript\">{get_plotlyjs()}</script>"
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style><script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
+            f"<style>{_CSS}</style>{js}</head><body>"
             f"<h1>{html.escape(title)}</h1><p class=\"note\">{note}</p>{body}</body></html>")
 
 
