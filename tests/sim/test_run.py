@@ -111,7 +111,7 @@ def test_write_results_files(tmp_path):
     for key in ("p50", "p90", "p99"):
         assert summary["session_e2e_s"][key] is not None
     assert summary["profile"]["provenance"]["references"]
-    assert len(written) == 7
+    assert len(written) == 8          # + vllm_benchmark.json (issue 17)
 
 
 def test_default_scenario_loads():
