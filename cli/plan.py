@@ -144,7 +144,7 @@ def plan_cmd(ctx: click.Context, scenario: Path | None, slos: tuple[str, ...], p
     runner = open_runner(scheduler, workers, serial)
     try:
         click.echo(f"plan: smallest {param} in {lo}..{hi} with " + " and ".join(s.text for s in parsed)
-                   + f" ({confidence:.0%} one-sided t-bound of the mean over {seeds} seeds)"
+                   + f" ({confidence:.0%} one-sided t-bound over {seeds} seeds, log scale for positive metrics)"
                    + (f" within {power_budget_mw:g} MW peak" if budget_w else "") + f"; on {runner.describe()}")
         res = plan(scenario, parsed, out_dir, runner, param=param, lo=lo, hi=hi, seeds=seeds, confidence=confidence,
                    budget_w=budget_w, fixed=fixed, plot=not no_plots, progress=progress and sys.stderr.isatty())
