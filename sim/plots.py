@@ -34,6 +34,43 @@ def ccdf(ax, values, label: str) -> None:
     ax.set_ylabel("share slower than x (CCDF)")
 
 
+def figure_problems(fig) -> list[str]:
+    """What a reader would stumble on in a drawn figure: an axis label or title overlapping another
+    label or another plot's area, an annotation crossing its plot's frame, a bar drawn outside the
+    visible range (a stacked bar on a log axis that starts at zero). Empty when the figure is clean."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    out: list[str] = []
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    from matplotlib.transforms import Bbox
+
+    def padded(b, px: float = 4.0):   # text closer than a few pixels reads as one
+        return Bbox.from_extents(b.x0 - px, b.y0 - px, b.x1 + px, b.y1 + px)
+    labels = [(ax, t, padded(t.get_window_extent(r))) for ax in axes
+              for t in (ax.xaxis.label, ax.yaxis.label, ax.title) if t.get_visible() and t.get_text()]
+    for i, (ax, t, box) in enumerate(labels):
+        for ax2, t2, box2 in labels[i + 1:]:
+            if box.overlaps(box2):
+                out.append(f"labels overlap: {t.get_text()!r} and {t2.get_text()!r}")
+        for other in axes:
+            if other is not ax and other.bbox.bounds != ax.bbox.bounds and box.overlaps(other.patch.get_window_extent(r)):
+                out.append(f"label {t.get_text()!r} runs into another plot")
+    for ax in axes:
+        frame = ax.patch.get_window_extent(r)
+        for t in ax.texts:
+            b = t.get_window_extent(r)
+            if t.get_visible() and t.get_text() and frame.overlaps(b) and not (
+                    frame.x0 - 1 <= b.x0 and b.x1 <= frame.x1 + 1 and frame.y0 - 1 <= b.y0 and b.y1 <= frame.y1 + 1):
+                out.append(f"annotation {t.get_text()!r} crosses the frame of {ax.get_title()!r}")
+        from matplotlib.container import BarContainer
+        lo, hi = sorted(ax.get_ylim())
+        for bar in (b for c in ax.containers if isinstance(c, BarContainer) for b in c):
+            y0, y1 = sorted((bar.get_y(), bar.get_y() + bar.get_height()))
+            if bar.get_height() and (y1 <= lo or y0 >= hi or (ax.get_yscale() == "log" and y1 <= lo * 1.0001)):
+                out.append(f"a bar of {ax.get_title()!r} is outside the visible range")
+    return sorted(set(out))
+
+
 def save_figure(fig, path: Path) -> Path:
     def w(tmp: str) -> None:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")

@@ -31,6 +31,7 @@ def test_latency_is_a_log_log_ccdf_with_p50_p99_and_slo(res):
     curve = [ln for ln in ax.lines if "(n=" in ln.get_label()][0]
     y = np.asarray(curve.get_ydata())
     assert y[0] == 1.0 and y.min() > 0       # from 1 to 1/n: the slowest session is on the log axis
+    assert P.figure_problems(fig) == []
 
 
 def test_power_plot_has_nameplate_p95_and_the_drain_shaded(res):
@@ -46,6 +47,30 @@ def test_power_plot_has_nameplate_p95_and_the_drain_shaded(res):
     box = drain[0].get_bbox()   # in data coordinates along x
     assert (box.x0, box.x1) == pytest.approx((s["arrivals_end_s"], s["sim_time_s"]))
     assert ax.get_ylim()[1] > s["provisioning"]["nameplate_facility_w"] / 1e3   # the nameplate is inside the axes
+    assert P.figure_problems(fig) == []
+
+
+def test_figure_problems_finds_what_a_reader_stumbles_on():
+    """The example defects of issue 17, drawn small: a stacked bar on a log axis starting at zero is
+    invisible, a twin axis label runs into the next plot's label, an annotation crosses the frame."""
+    plt = P.pyplot()
+    fig, ax = plt.subplots()
+    ax.bar([0, 1], [0.3, 3.0])
+    ax.bar([0, 1], [0.0, 1.0], bottom=[0.3, 3.0])
+    ax.set_yscale("log")
+    ax.set_ylim(0.5, 10)
+    assert any("outside the visible range" in p for p in P.figure_problems(fig))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    a.twinx().set_ylabel("accuracy proxy (%)")
+    b.set_ylabel("GPU Wh per task")
+    assert any("labels overlap" in p for p in P.figure_problems(fig))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    ax.annotate("400 W", (1, 1), xytext=(4, 4), textcoords="offset points")
+    assert any("crosses the frame" in p for p in P.figure_problems(fig))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    assert P.figure_problems(fig) == []
 
 
 def test_sweep_plot_labels_in_words_and_integer_ticks(monkeypatch, tmp_path):
@@ -62,6 +87,7 @@ def test_sweep_plot_labels_in_words_and_integer_ticks(monkeypatch, tmp_path):
     figs[0].canvas.draw()
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)      # no 1.5 replicas
+    assert P.figure_problems(figs[0]) == []
 
 
 def test_every_summary_metric_has_words_and_a_unit():
