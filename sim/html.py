@@ -104,6 +104,18 @@ def load_run(folder: str | Path) -> dict[str, Any]:
             "power": _read(folder, "power.parquet"), "levels": _read(folder, "power_levels.parquet")}
 
 
+MAX_POINTS = 5000     # per series in the page: longer series are shown as means of consecutive bins
+MAX_RACKS = 12        # racks drawn one by one (the highest peaks) beside every row
+
+
+def thin(df: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataFrame:
+    """Means of ``k`` consecutive rows (k = ceil(len / max_points)); the frame itself when short."""
+    k = -(-len(df) // max_points)
+    if k <= 1:
+        return df
+    return df.groupby(np.arange(len(df)) // k, sort=True).mean(numeric_only=True).reset_index(drop=True)
+
+
 def power_figure(power: pd.DataFrame, s: dict[str, Any]):
     """GPU, IT and facility power (kW) with the nameplate, the P95 and the drain shaded."""
     import plotly.graph_objects as go
@@ -138,7 +150,12 @@ def levels_figure(levels: pd.DataFrame, s: dict[str, Any]):
     """IT power per rack and per row (kW), with the rack nameplate and the row power limit."""
     import plotly.graph_objects as go
     fig = go.Figure()
+    peaks = levels[levels["level"] == "rack"].groupby("index")["it_power_w"].max()
+    shown = set(peaks.nlargest(MAX_RACKS).index)
     for (lvl, idx), g in levels.groupby(["level", "index"], sort=True):
+        if lvl == "rack" and idx not in shown:
+            continue
+        g = thin(g)
         fig.add_trace(go.Scatter(x=g["time_s"], y=g["it_power_w"] / 1e3, name=f"{lvl} {idx}", mode="lines",
                                  line={"width": 1, "dash": "solid" if lvl == "rack" else "dot"}))
     pv = s.get("provisioning") or {}
@@ -150,21 +167,22 @@ def levels_figure(levels: pd.DataFrame, s: dict[str, Any]):
                                      f"{value / 1e3:.3g} kW", line={"dash": dash, "color": "#a33"}))
     _shade_drain(fig, s)
     fig.update_yaxes(type="log")
+    more = f" ({len(shown)} of {len(peaks)} racks: the highest peaks)" if len(peaks) > len(shown) else ""
     return layout(fig, x="simulated time (s)", y="IT power (kW, log scale)",
-                  title="IT power per rack and per row, with the rack nameplate and the row limit")
+                  title=f"IT power per rack and per row, with the rack nameplate and the row limit{more}")
 
 
 def ccdf_figure(df: pd.DataFrame, col: str, key: str, s: dict[str, Any], slo: float | None = None):
     """P(latency > x) per agent class, log-log, with the overall p50 and p99 marked."""
     import plotly.graph_objects as go
     fig = go.Figure()
+    from agentwatt.sim.plots import ccdf_points
     for agent, g in df.groupby("agent", sort=True):
-        x = np.sort(g[col].dropna().to_numpy(dtype=float))
-        x = x[x > 0]
-        if not len(x):
-            continue
-        p = 1.0 - np.arange(len(x)) / len(x)          # P(X >= x_i): never 0, so log y shows the last point
-        fig.add_trace(go.Scatter(x=x, y=p, name=f"{agent} (n={len(x)})", mode="lines", line={"shape": "hv"}))
+        v = g[col].to_numpy(dtype=float)
+        x, p = ccdf_points(v)                      # P(X >= x): never 0, so log y shows the slowest one
+        if len(x):
+            n = int((np.isfinite(v) & (v > 0)).sum())
+            fig.add_trace(go.Scatter(x=x, y=p, name=f"{agent} (n={n})", mode="lines", line={"shape": "hv"}))
     d = s.get(key) or {}
     lo = 1.0 / max(1, int(df[col].notna().sum()))
     marks = [(d.get("p50"), "p50", "dot", "#555"), (d.get("p99"), "p99", "dash", "#555"), (slo, "SLO", "solid", "#a33")]
@@ -191,8 +209,7 @@ def timeline_figure(power: pd.DataFrame, s: dict[str, Any]):
     if "sequences_in_batch" in power:
         fig.add_trace(go.Scatter(x=t, y=power["sequences_in_batch"], name="sequences in the running steps (sum "
                                  "over replicas)", mode="lines"), row=2, col=1)
-    fig.add_trace(go.Scatter(x=t, y=power["busy_gpu_s"] / power["time_s"].diff().fillna(1.0).clip(lower=1e-9),
-                             name="busy GPUs", mode="lines"), row=3, col=1)
+    fig.add_trace(go.Scatter(x=t, y=power["busy_gpus"], name="busy GPUs", mode="lines"), row=3, col=1)
     fig.update_yaxes(title_text="KV in use (%)", row=1, col=1)
     fig.update_yaxes(title_text="sequences", row=2, col=1)
     fig.update_yaxes(title_text="busy GPUs", row=3, col=1)
@@ -246,6 +263,9 @@ def _figures(run: dict[str, Any]) -> list[tuple[str, str]]:
     s, calls, sessions, power, levels = (run[k] for k in ("summary", "calls", "sessions", "power", "levels"))
     out: list[tuple[str, str]] = []
     if power is not None:
+        t = power["time_s"].to_numpy(dtype=float)
+        width = np.diff(np.append(t, s.get("sim_time_s") or (t[-1] + 1.0)))
+        power = thin(power.assign(busy_gpus=power["busy_gpu_s"] / np.where(width > 0, width, np.nan)))
         out.append(("Power", figure_html(power_figure(power, s), "power")))
         if levels is not None and len(levels):
             out.append(("Power per rack and row", figure_html(levels_figure(levels, s), "racks")))

@@ -22,13 +22,30 @@ def integer_ticks(axis) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
+def ccdf_points(values, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """(x, P(X >= x)) of the positive finite ``values``, sorted; from 1 down to 1/n, never 0. Above
+    ``max_points`` values, a subset: ranks evenly spaced in the body plus log-spaced ranks towards the
+    slowest value (kept), so the tail a log-log plot shows is exact."""
+    x = np.sort(np.asarray(values, dtype=float))
+    x = x[np.isfinite(x) & (x > 0)]
+    n = len(x)
+    y = 1.0 - np.arange(n) / n if n else np.array([])
+    if n > max_points:
+        body = np.linspace(0, n - 1, max_points // 2)
+        tail = n - np.logspace(0, np.log10(n), max_points // 2)
+        idx = np.unique(np.clip(np.concatenate([body, tail]).astype(int), 0, n - 1))
+        x, y = x[idx], y[idx]
+    return x, y
+
+
 def ccdf(ax, values, label: str) -> None:
     """P(X >= x) of the positive ``values`` as a step line on log-log axes: the tail stays readable
     (a linear CDF squashes it into the top pixels)."""
-    x = np.sort(np.asarray(values, dtype=float))
-    x = x[np.isfinite(x) & (x > 0)]
-    if len(x):
-        ax.step(x, 1.0 - np.arange(len(x)) / len(x), where="post", label=f"{label} (n={len(x)})")
+    v = np.asarray(values, dtype=float)
+    n = int((np.isfinite(v) & (v > 0)).sum())
+    x, y = ccdf_points(v)
+    if n:
+        ax.step(x, y, where="post", label=f"{label} (n={n})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylabel("share slower than x (CCDF)")
@@ -98,12 +115,7 @@ def latency_ccdf_figure(calls: pd.DataFrame, sessions: pd.DataFrame, summary: di
     for ax, (df, col, key) in zip(axes, panels):
         if df is not None and len(df):
             for agent, g in df.groupby("agent", sort=True):
-                x = np.sort(g[col].dropna().to_numpy())
-                x = x[x > 0]
-                if len(x):   # P(X >= x_i) = (n - i) / n: from 1 down to 1/n, never 0 on the log axis
-                    ax.step(x, 1.0 - np.arange(len(x)) / len(x), where="post", label=f"{agent} (n={len(x)})")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+                ccdf(ax, g[col], agent)
             ax.xaxis.set_minor_formatter(pyplot().matplotlib.ticker.NullFormatter())   # no crowded 2×10⁻² labels
             _markers(ax, (summary or {}).get(key) or {}, (slos or {}).get(key))
             ax.legend(fontsize=7, loc="lower left")

@@ -74,6 +74,17 @@ def test_power_figure_has_nameplate_p95_and_shaded_drain(run_dir):
     assert fig["layout"]["xaxis"]["rangeslider"]["visible"]
 
 
+def test_busy_gpus_timeline_matches_the_utilisation(run_dir):
+    s = json.loads((run_dir / "summary.json").read_text())
+    fig = _figures((run_dir / "report.html").read_text(encoding="utf-8"))["timeline"]
+    busy = [t for t in fig["data"] if t["name"] == "busy GPUs"][0]
+    y = _arr(busy["y"])
+    assert y.max() <= s["gpus"] + 1e-9 and y.min() >= 0
+    t = _arr(busy["x"])
+    width = np.diff(np.append(t, s["sim_time_s"]))
+    assert float((y * width).sum()) / (s["gpus"] * s["sim_time_s"]) == pytest.approx(s["gpu_utilization"], rel=1e-6)
+
+
 def test_latency_is_a_log_log_ccdf_with_markers(run_dir):
     s = json.loads((run_dir / "summary.json").read_text())
     fig = _figures((run_dir / "report.html").read_text(encoding="utf-8"))["lat_session"]

@@ -96,3 +96,24 @@ def test_every_summary_metric_has_words_and_a_unit():
         text = label(key)
         assert "_" not in text.replace("react-hotpotqa", "") and text.endswith(")"), text
     assert label("session_e2e_s.p99_9") == "session (agent task) end-to-end, p99.9 (s)"
+
+
+def test_ccdf_points_keep_the_tail_exact_when_thinned():
+    v = np.random.default_rng(1).lognormal(size=100_000)
+    x, y = P.ccdf_points(v, max_points=2000)
+    assert len(x) <= 2000 and y[0] == 1.0 and x[0] == v.min()
+    assert x[-1] == v.max() and y[-1] == pytest.approx(1 / len(v))          # the slowest value, at 1/n
+    assert (np.diff(x) >= 0).all() and (np.diff(y) < 0).all()
+    top = np.sort(v)[-20:]                                                   # the 20 slowest are all kept
+    assert set(top) <= set(x)
+    xs, ys = P.ccdf_points(v[:50])
+    assert len(xs) == 50 and np.allclose(ys, 1 - np.arange(50) / 50)
+
+
+def test_report_thins_long_series_to_bin_means():
+    from agentwatt.sim.html import thin
+    df = pd.DataFrame({"time_s": np.arange(12_001.0), "gpu_power_w": np.arange(12_001.0)})
+    t = thin(df, 5000)
+    assert len(t) == 4001 and t["gpu_power_w"].iloc[0] == 1.0               # means of 3 bins
+    assert t["gpu_power_w"].mean() == pytest.approx(df["gpu_power_w"].mean(), rel=1e-3)
+    assert thin(df.head(10), 5000) is not None and len(thin(df.head(10), 5000)) == 10
