@@ -211,7 +211,7 @@ class SweepResults:
         df = self.summary[self.summary["metric"] == name]
         if df.empty:
             raise InputError(f"metric {name!r}: not in the sweep summary (try session_e2e_s.p99, ttft_s.p90, "
-                             f"avg_power_w)")
+                             f"gpu_avg_power_w)")
         return df.reset_index(drop=True)
 
 

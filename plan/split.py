@@ -35,7 +35,7 @@ class SplitResult:
             a = res.at_answer
             rows.append({"prefill_replicas": p, "decode_replicas": res.answer,
                          "replicas": None if res.answer is None else p + res.answer,
-                         "peak_power_w": None if a is None else a.peak_power_w,
+                         "budget_peak_power_w": None if a is None else a.budget_peak_power_w,
                          "reason": res.reason})
         return pd.DataFrame(rows)
 

@@ -21,7 +21,7 @@ class Request:
     """One LLM call inside a replica. Times in simulated seconds; ``None`` until they happen."""
 
     __slots__ = ("rid", "prompt_len", "output_len", "hashes", "blocks", "num_computed",
-                 "num_generated", "n_registered", "submit_s", "first_token_s", "finish_s",
+                 "num_generated", "n_registered", "submit_s", "start_s", "first_token_s", "finish_s",
                  "cached_tokens", "prefill_computed", "preemptions", "energy_j", "done", "tag",
                  "admitted", "retain", "unpin_on_admit", "pin_id", "loaded")
 
@@ -36,6 +36,7 @@ class Request:
         self.num_generated = 0
         self.n_registered = 0
         self.submit_s = submit_s
+        self.start_s: float | None = None      # first admitted into a step (queueing delay = start - submit)
         self.first_token_s: float | None = None
         self.finish_s: float | None = None
         self.cached_tokens: int | None = None  # prefix-cache hit at first admission
@@ -82,6 +83,7 @@ class ReplicaState:
     pins: OrderedDict = field(default_factory=OrderedDict)  # pin id -> blocks kept for a session
     next_pin: int = 0
     unpinned_for_memory: int = 0
+    now: float = 0.0          # the time of the step being scheduled (set by the replica; stamps start_s)
 
     @property
     def outstanding(self) -> int:
@@ -223,6 +225,7 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
         r.n_registered = len(hit)
         if not r.admitted:
             r.admitted = True
+            r.start_s = state.now
             r.cached_tokens = computed
             kv.hits_blocks += len(hit)
             kv.lookups_blocks += r.prompt_len // bs

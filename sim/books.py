@@ -123,6 +123,7 @@ class ReplicaBooks:
         if kv_used > self.peak_kv_blocks:
             self.peak_kv_blocks = kv_used
         self.kv_block_seconds += kv_used * cost.seconds
+        self.bins.add("kv_block_s", t0, t0 + cost.seconds, kv_used)
         self.in_flight = (t0, cost, None, 0)
 
     def step_ends(self, plan) -> None:
@@ -133,6 +134,7 @@ class ReplicaBooks:
         self.steps += 1
         self.prefill_tokens += plan.prefill_tokens
         self.decode_tokens += plan.decode_seqs
+        self.bins.add("batch_s", t0, t0 + cost.seconds, len(plan.items))
         e = self.book_busy(t0, cost.seconds, cost)
         if e is not None:
             per_token = e / plan.tokens
@@ -161,6 +163,8 @@ class ReplicaBooks:
         if kv_used_after > self.peak_kv_blocks:
             self.peak_kv_blocks = kv_used_after
         self.kv_block_seconds += 0.5 * (kv_used_before + kv_used_after) * dt
+        self.bins.add("kv_block_s", t0, t0 + dt, 0.5 * (kv_used_before + kv_used_after))
+        self.bins.add("batch_s", t0, t0 + dt, b)
 
     def book_busy(self, t0: float, dt: float, cost, joules: float | None = None) -> float | None:
         """Book ``dt`` busy seconds from ``t0`` at ``cost``: busy and capped time, and the joules

@@ -139,6 +139,7 @@ class Replica:
                 yield self._wake
                 self._wake = None
                 books.idle_ends(env.now)
+            st.now = env.now
             plan = schedule(st)
             if plan.dropped:
                 self._load_changed()

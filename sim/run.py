@@ -53,7 +53,7 @@ class Results:
     def __repr__(self) -> str:
         s = self.summary
         p99 = (s.get("session_e2e_s") or {}).get("p99")
-        e = s.get("energy_per_session_j")
+        e = s.get("gpu_energy_per_session_j")
         return (f"<Results {self.scenario.name!r}: {s.get('sessions_completed')}/{s.get('sessions_arrived')} sessions "
                 f"completed, session p99 {'n/a' if p99 is None else f'{p99:.3g} s'}, "
                 f"{'energy n/a' if e is None else f'{e / 3600:.3g} Wh/session'}, {s.get('gpus')} GPU(s)>")
@@ -61,7 +61,7 @@ class Results:
     @property
     def metrics(self) -> pd.Series:
         """Every scalar of the summary under a dotted name (``session_e2e_s.p99``,
-        ``by_agent.react-hotpotqa.energy_per_session_j``), as the columns of a sweep table."""
+        ``by_agent.react-hotpotqa.gpu_energy_per_session_j``), as the columns of a sweep table."""
         return pd.Series(_flat(self.summary), dtype=object)
 
     def write(self, folder: str | Path, plots: bool = True) -> dict[str, Path]:
@@ -151,6 +151,8 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
         _check_facility_energy(scenario, replicas, fp)
     rows = pd.DataFrame([r.counters() for r in replicas])
     summary = summarize(scenario, profile, calls, sessions, rows, ctx.counts(), fp, t_end)
+    from agentwatt.sim.report import with_call_columns
+    with_call_columns(calls)   # queue_s, ttft_s, tpot_s, e2e_s beside the recorded times (calls.parquet)
     power = levels = None
     if fp is not None:
         from agentwatt.sim.facility import gpu_power_bounds, levels_frame, observed_gpu_power

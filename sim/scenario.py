@@ -24,6 +24,10 @@ class RunConfig:
     drain_timeout_s: float = 600.0     # then wait at most this long for sessions in flight
     power_resolution_s: float = 1.0
     step_trace: bool = False           # keep one row per engine step (Results.steps, steps.csv)
+    # latency percentiles of summary.json (keys p50, p99, p99_9 ...): the tail the tool is about
+    percentiles: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.9)
+    # latency, throughput and power figures over the steady-state window only (no warm-up, no drain)
+    steady_state: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,6 +300,18 @@ def _bool(d: dict, key: str, default, where: str, table: str):
     return v
 
 
+def _percentiles(d: dict, default: tuple[float, ...], where: str) -> tuple[float, ...]:
+    if "percentiles" not in d:
+        return default
+    v = d["percentiles"]
+    ok = isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                           and 0 < x < 100 for x in v)
+    if not ok or len(set(v)) != len(v):
+        raise InputError(f"{where}: [run] percentiles = {v!r}: expected a list of distinct numbers > 0 and < 100, "
+                         f"e.g. [50, 95, 99, 99.9]")
+    return tuple(sorted(float(x) for x in v))
+
+
 def _table(data: dict, key: str, where: str) -> dict:
     v = data.get(key, {})
     if not isinstance(v, dict):
@@ -313,14 +329,17 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
         profile = str((base_dir / profile)) if not Path(profile).is_absolute() else profile
 
     t = _table(data, "run", where)
-    _check_keys(t, {"seed", "duration_s", "drain_timeout_s", "power_resolution_s", "step_trace"}, where, "run")
+    _check_keys(t, {"seed", "duration_s", "drain_timeout_s", "power_resolution_s", "step_trace", "percentiles",
+                    "steady_state"}, where, "run")
     d = RunConfig()
     run = RunConfig(seed=_num(t, "seed", d.seed, where, "run", integer=True, lo=0, hi=2**63 - 1),
                     duration_s=_num(t, "duration_s", d.duration_s, where, "run", lo=0, lo_open=True, hi=1e9),
                     drain_timeout_s=_num(t, "drain_timeout_s", d.drain_timeout_s, where, "run", lo=0, hi=1e9),
                     power_resolution_s=_num(t, "power_resolution_s", d.power_resolution_s, where, "run",
                                             lo=0.001, hi=86400),
-                    step_trace=_bool(t, "step_trace", d.step_trace, where, "run"))
+                    step_trace=_bool(t, "step_trace", d.step_trace, where, "run"),
+                    percentiles=_percentiles(t, d.percentiles, where),
+                    steady_state=_bool(t, "steady_state", d.steady_state, where, "run"))
 
     t = _table(data, "fleet", where)
     _check_keys(t, {"replicas", "spare_replicas", "spare_state"}, where, "fleet")

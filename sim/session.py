@@ -174,7 +174,7 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
     state["output"] += req.num_generated
     nan = float("nan")
     ctx.rec.call(session_id=session.id, node_id=call.id, agent=session.agent, replica=replica.index,
-                 submit_s=req.submit_s,
+                 submit_s=req.submit_s, start_s=req.start_s if req.start_s is not None else nan,
                  first_token_s=req.first_token_s if req.first_token_s is not None else nan,
                  finish_s=req.finish_s if req.finish_s is not None else nan,
                  prompt_tokens=req.prompt_len,
