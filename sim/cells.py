@@ -144,10 +144,15 @@ class _IdleBins:
         self.idle_w, self.res = idle_w, res
 
     def columns(self, end_s: float):
-        z = np.zeros(1)
-        return np.zeros(1), np.array([self.res]), {"energy_j": np.array([self.idle_w * self.res]), "busy_s": z,
-                                                   "idle_tool_s": z, "idle_empty_s": np.array([self.res]),
-                                                   "capped_s": z}
+        from agentwatt.sim.metrics import REPLICA_CHANNELS
+        cols = {c: np.zeros(1) for c in REPLICA_CHANNELS}
+        cols["energy_j"] = np.array([self.idle_w * self.res])
+        cols["idle_empty_s"] = np.array([self.res])
+        return np.zeros(1), np.array([self.res]), cols
+
+
+# FleetPower's per-bin sums of seconds (GPU-seconds per state, KV block- and sequence-seconds)
+_SECONDS = ("busy_s", "idle_tool_s", "idle_empty_s", "capped_s", "kv_block_s", "batch_s")
 
 
 def _pad_power(p, t_end: float, res: float):
@@ -181,8 +186,8 @@ def _pad_power(p, t_end: float, res: float):
                    network_w=watts(fp.network_w, idle.network_w[..., 0]),
                    server_it_w=watts(fp.server_it_w, idle.server_it_w[..., 0]),
                    rack_it_w=watts(fp.rack_it_w, idle.rack_it_w[..., 0]),
-                   **{c: seconds(getattr(fp, c), getattr(idle, c)) for c in
-                      ("busy_s", "idle_tool_s", "idle_empty_s", "capped_s")})
+                   **{c: seconds(getattr(fp, c), getattr(idle, c)) for c in _SECONDS
+                      if getattr(fp, c) is not None})
 
 
 def merge(sc: Scenario, parts: list):
@@ -212,8 +217,8 @@ def merge(sc: Scenario, parts: list):
         padded = [_pad_power(p, t_end, res) for p in parts]
         f0 = padded[0]
         power = replace(f0, **{a: sum(getattr(f, a) for f in padded) for a in
-                               ("gpu_w", "host_w", "network_w", "busy_s", "idle_tool_s", "idle_empty_s",
-                                "capped_s", "gpus", "spare_gpus", "spare_gpu_w")},
+                               ("gpu_w", "host_w", "network_w", "gpus", "spare_gpus", "spare_gpu_w", *_SECONDS)
+                               if getattr(f0, a) is not None},
                         server_it_w=np.vstack([f.server_it_w for f in padded]),
                         rack_it_w=np.vstack([f.rack_it_w for f in padded]))
     st = None

@@ -81,3 +81,15 @@ def test_row_checks():
     assert Row("x", None, "fig4.math_axis_max", check="max").ok is False       # a missing value is a miss
     assert Row("x", 1.0, None, check="info").ok is None
     assert fmt_power(0.952e6) == "1.0 MW" and fmt_power(1036.5e6) == "1.0 GW"
+
+
+def test_html_report_embeds_every_table_and_figure(report):
+    """Issue 17: report.html beside report.md, self-contained (figures as data URIs, nothing fetched)."""
+    import re
+    text = (report / "report.html").read_text(encoding="utf-8")
+    doc = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    names = [n for s in doc["sections"] for n in s["figures"]]
+    assert text.count("<img ") == text.count("<img alt=") == len(names) > 0
+    assert all(f'alt="{n}"' in text for n in names)
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"(?!data:)", text)
+    assert all(s["title"] in text for s in doc["sections"])

@@ -65,9 +65,9 @@ def test_tighter_cap_never_lowers_p99_nor_raises_peak():
         s = run(_sc(facility=fac, fleet={"replicas": 1}, workload=wl)).summary
         if prev is not None:
             assert s["session_e2e_s"]["p99"] >= prev["session_e2e_s"]["p99"] - 1e-9
-            assert s["peak_power_w"] <= prev["peak_power_w"] + 1e-9
+            assert s["gpu_peak_power_w"] <= prev["gpu_peak_power_w"] + 1e-9
         if cap:
-            assert s["peak_power_w"] <= cap + 1e-6
+            assert s["gpu_peak_power_w"] <= cap + 1e-6
             assert s["provisioning"]["cap_binding_share_of_busy_time"] > 0
         prev = s
 
