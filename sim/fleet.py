@@ -15,7 +15,7 @@ import simpy
 
 from agentwatt.core.profile import Profile
 from agentwatt.core.errors import InputError
-from agentwatt.sim import workload
+from agentwatt.sim import kvtier, workload
 from agentwatt.sim.metrics import Recorder
 from agentwatt.sim.replica import Replica
 from agentwatt.sim.router import Router
@@ -83,9 +83,14 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
     replicas, router, num_blocks = _replicas(env, scenario, profile)
     rec = Recorder()
     eng = scenario.engine
+    tiers = None
+    if eng.kv_retention in kvtier.TIERED:
+        from agentwatt.sim.facility import server_for
+        spec = server_for(scenario.facility, profile)
+        tiers = kvtier.build_tiers(eng, profile, spec.name, spec.gpus, len(replicas), scenario.source)
     ctx = SessionContext(env, router, rec, eng.block_size_tokens, eng.prefix_caching,
                          energy_available=profile.power.available, kv_retention=eng.kv_retention,
-                         kv_retention_ttl_s=eng.kv_retention_ttl_s)
+                         kv_retention_ttl_s=eng.kv_retention_ttl_s, kv_tiers=tiers)
     end_s = scenario.run.duration_s
     procs = []
     if sessions is not None:
@@ -124,7 +129,8 @@ def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> t
                         cap_w_per_gpu=gpu_cap_w(scenario, profile), step_skipping=eng.step_skipping,
                         step_trace=scenario.run.step_trace)
                 for i in range(scenario.fleet.replicas)]
-    router = Router(replicas, scenario.router.policy, scenario.router.session_affinity)
+    router = Router(replicas, scenario.router.policy, scenario.router.session_affinity,
+                    scenario.router.prefix_max_imbalance)
     return replicas, router, blocks
 
 

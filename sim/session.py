@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import simpy
 
+from agentwatt.sim import kvtier
 from agentwatt.sim.batching import Request, unpin
 from agentwatt.sim.metrics import RunCounts
 from agentwatt.traces.blocks import BlockHasher
@@ -20,8 +21,10 @@ class SessionContext:
     """Per-run shared state for sessions: router, recorder, counters."""
 
     def __init__(self, env: simpy.Environment, router, recorder, block_size: int, prefix_caching: bool,
-                 energy_available: bool = True, kv_retention: str = "drop", kv_retention_ttl_s: float = 0.0) -> None:
+                 energy_available: bool = True, kv_retention: str = "drop", kv_retention_ttl_s: float = 0.0,
+                 kv_tiers: list | None = None) -> None:
         self.energy_available = energy_available
+        self.kv_tiers = kv_tiers    # one kvtier.ReplicaTier per replica with kv_retention "offload"/"cost"
         self.kv_retention = kv_retention
         self.kv_retention_ttl_s = kv_retention_ttl_s
         self.env = env
@@ -63,7 +66,7 @@ def run_session(ctx: SessionContext, session: Session):
             if isinstance(node, LLMCall):
                 yield from _llm(ctx, session, node, (), state)
             else:
-                yield from _tool(env, node.latency_s, (), state)
+                yield from _tool(ctx, node.latency_s, (), state)
     else:
         done: list[simpy.Process] = []
         for node in nodes:
@@ -71,7 +74,7 @@ def run_session(ctx: SessionContext, session: Session):
             if isinstance(node, LLMCall):
                 done.append(env.process(_llm(ctx, session, node, deps, state)))
             else:
-                done.append(env.process(_tool(env, node.latency_s, deps, state)))
+                done.append(env.process(_tool(ctx, node.latency_s, deps, state)))
         yield env.all_of(done)
     for replica, pid in state["pins"]:
         unpin(replica.state, pid)
@@ -93,7 +96,8 @@ def run_session(ctx: SessionContext, session: Session):
         ctx.idle_event.succeed()
 
 
-def _tool(env: simpy.Environment, latency_s: float, deps: list, state: dict):
+def _tool(ctx: SessionContext, latency_s: float, deps: list, state: dict):
+    env = ctx.env
     if deps:
         yield env.all_of(deps)
     if state["dropped"]:
@@ -102,6 +106,8 @@ def _tool(env: simpy.Environment, latency_s: float, deps: list, state: dict):
     replica = state["last_replica"]   # the replica holding this session's context
     if replica is not None:
         replica.tool_wait_begins(state)
+        if ctx.kv_tiers is not None:
+            _tier_pins(ctx, state, latency_s)
     yield env.timeout(latency_s)
     if replica is not None:
         replica.tool_wait_ends(state)
@@ -137,6 +143,43 @@ def _expire(env: simpy.Environment, ttl_s: float, replica, pid: int, state: dict
     state["pins"] = [(r, p) for r, p in state["pins"] if p != pid or r is not replica]
 
 
+def _tier_pins(ctx: SessionContext, state: dict, tool_s: float) -> None:
+    """A tool call starts: keep, offload or drop each KV pin of the session not yet decided
+    (``kvtier.retention_choice``)."""
+    env = ctx.env
+    decided = state.setdefault("decided", set())
+    state["last_tool_s"] = tool_s
+    for rep, pid in list(state["pins"]):
+        blocks = rep.state.pins.get(pid)
+        if (rep.index, pid) in decided or blocks is None:
+            continue
+        tier = ctx.kv_tiers[rep.index]
+        choice = kvtier.retention_choice(ctx.kv_retention, tool_s=tool_s, n_blocks=len(blocks),
+                                         gpu_free_blocks=rep.state.kv.num_free, waiting=len(rep.state.waiting),
+                                         reload_s=tier.reload_s(len(blocks)), host_capacity_blocks=tier.host.capacity)
+        tier.decisions[choice] += 1
+        decided.add((rep.index, pid))
+        if choice == "drop":
+            _unpin(state, rep, pid)
+        elif choice == "offload":
+            hashes = state["pin_hashes"].pop((rep.index, pid), [])
+            env.process(_offload(env, tier, tier.offload(env.now, hashes), hashes, rep, pid, state))
+
+
+def _unpin(state: dict, replica, pid: int) -> None:
+    unpin(replica.state, pid)
+    state["pins"] = [(r, p) for r, p in state["pins"] if p != pid or r is not replica]
+
+
+def _offload(env: simpy.Environment, tier, end_s: float, hashes: list, replica, pid: int, state: dict):
+    """The D2H copy ends: the host holds the blocks; the GPU copies stay cached but evictable."""
+    if end_s > env.now:
+        yield env.timeout(end_s - env.now)
+    tier.host.store(hashes)
+    tier.note_use(env.now)
+    _unpin(state, replica, pid)
+
+
 def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state: dict):
     env = ctx.env
     if deps:
@@ -148,15 +191,25 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
                   done=env.event(), tag=(session.id, call.id))
     ctx.next_rid += 1
     ctx.calls_submitted += 1
-    replica = ctx.router.route(session.id)
+    replica = ctx.router.route(session.id, hashes)
     _hand_over_pins(state, req, replica)
     req.retain = ctx.kv_retention != "drop" and call.id < state["last_llm"]
+    if ctx.kv_tiers is not None:   # blocks after the GPU prefix hit that the host holds come back first
+        wait, pid = kvtier.load_prefix(ctx.kv_tiers[replica.index], replica.state, hashes,
+                                       (call.prompt_tokens - 1) // ctx.block_size, env.now,
+                                       state.get("last_tool_s", 0.0))
+        if pid is not None:
+            req.unpin_on_admit.append(pid)
+        if wait > 0:
+            yield env.timeout(wait)
     replica.submit(req)
     state["last_replica"] = replica
     yield req.done
     req.done = None   # the event's value is req: break the cycle so both are freed at once, not by the GC
     if req.pin_id is not None:
         state["pins"].append((replica, req.pin_id))
+        if ctx.kv_tiers is not None:   # the computed blocks' hashes, for an offload
+            state.setdefault("pin_hashes", {})[(replica.index, req.pin_id)] = req.hashes[:req.n_registered]
         if ctx.kv_retention == "ttl":
             env.process(_expire(env, ctx.kv_retention_ttl_s, replica, req.pin_id, state))
     dropped = req.finish_s is None
