@@ -88,6 +88,9 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
         from agentwatt.sim.facility import server_for
         spec = server_for(scenario.facility, profile)
         tiers = kvtier.build_tiers(eng, profile, spec.name, spec.gpus, len(replicas), scenario.source)
+        for rep, tier in zip(replicas, tiers):
+            rep.state.on_pin_dropped = kvtier.spiller(env, tier, rep.state.kv, eng.kv_retention)
+            rep.state.host_match = tier.host.match
     ctx = SessionContext(env, router, rec, eng.block_size_tokens, eng.prefix_caching,
                          energy_available=profile.power.available, kv_retention=eng.kv_retention,
                          kv_retention_ttl_s=eng.kv_retention_ttl_s, kv_tiers=tiers)

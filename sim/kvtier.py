@@ -8,11 +8,15 @@ long, and waits. The model, in the order a session meets it:
   ``tp`` shares. The tier stores blocks by content hash (as LMCache and vLLM's CPU offload do), LRU.
 * **Offload** is a copy: when a session's tool call starts, the blocks of its last call that the
   host does not hold yet go GPU → host (D2H); the GPU copies stay in the prefix cache, evictable,
-  once the copy is done. The copy is off the critical path (the tool is running).
+  once the copy is done. The copy is off the critical path (the tool is running). A kept pin that
+  the engine drops for GPU memory (``batching``'s ``on_pin_dropped``) is spilled the same way; the
+  step that needed the blocks does not wait for that copy [I].
 * **Load.** When the session's next call reaches the replica, the blocks after its GPU prefix hit
   that the host holds come back (H2D) before the call is queued: on its critical path, unless
   ``kv_prefetch`` started the load so that it ends with the tool (an oracle on the tool's duration:
-  the upper bound of what prefetching hides). Loaded blocks count as prefix-cache hits.
+  the upper bound of what prefetching hides). The engine enters them in its prefix cache when it
+  admits the call (``batching``'s ``host_match``): computed, not recomputed. ``prefix_cache_hit_rate``
+  stays the GPU tier's; the host tier's is ``kv_tiers.host_hit_rate``.
 * **Links.** Each direction of a replica's link is a FIFO: a transfer starts when the previous one
   ended. Each of the ``tp`` GPUs moves its shard of a block over its own link, so a replica moves
   ``tp × link`` bytes per second.
@@ -196,9 +200,9 @@ class ReplicaTier:
         self.bytes_to_host = 0.0
         self.bytes_to_gpu = 0.0
         self.loads = 0
+        self.spills = 0                 # pins dropped for GPU memory and copied to the host
         self.load_wait_s = 0.0          # load time on calls' critical paths
         self.lookup_blocks = 0          # blocks looked up on the host (after the GPU hit)
-        self.load_skipped_blocks = 0    # host hits not loaded: no free GPU blocks
         self.use: list[tuple[float, int]] = [(0.0, 0)]   # (time, host blocks used) at each change
 
     def reload_s(self, n_blocks: int) -> float:
@@ -210,10 +214,18 @@ class ReplicaTier:
 
     def offload(self, now: float, hashes: Sequence[int]) -> float:
         """Start copying the blocks of ``hashes`` the host lacks; returns when the copy ends."""
-        self.decisions["offload"] += 1
         nbytes = len(self.host.missing(hashes)) * self.block_bytes
         self.bytes_to_host += nbytes
         return self.d2h.reserve(now, nbytes) if nbytes else now
+
+    def spill(self, now: float, policy: str, hashes: Sequence[int]) -> None:
+        """A pin is dropped for GPU memory: ``offload`` copies it to the host, ``cost`` too when the
+        host tier can hold it. The step that needed the blocks does not wait for the copy [I]."""
+        if policy == "offload" or len(hashes) <= self.host.capacity:
+            self.spills += 1
+            self.offload(now, hashes)
+            self.host.store(hashes)
+            self.note_use(now)
 
     def load(self, now: float, n_blocks: int, hidden_s: float) -> float:
         """Queue loading ``n_blocks``; returns the seconds the call waits (``hidden_s`` of the
@@ -236,34 +248,31 @@ class ReplicaTier:
                 "host_blocks": self.host.capacity, "host_peak_blocks": self.host.peak,
                 "host_block_seconds": area, "host_stored_blocks": self.host.stored,
                 "host_evicted_blocks": self.host.evicted, "host_lookup_blocks": self.lookup_blocks,
-                "host_hit_blocks": self.host.hit_blocks, "load_skipped_blocks": self.load_skipped_blocks,
-                "bytes_to_host": self.bytes_to_host, "bytes_to_gpu": self.bytes_to_gpu, "loads": self.loads,
+                "host_hit_blocks": self.host.hit_blocks,
+                "bytes_to_host": self.bytes_to_host, "bytes_to_gpu": self.bytes_to_gpu, "loads": self.loads, "spills": self.spills,
                 "load_wait_s": self.load_wait_s, "link_busy_s": self.d2h.busy_s + self.h2d.busy_s,
                 "offload_energy_j": transfer_energy_j(moved)}
 
 
-def load_prefix(tier: ReplicaTier, state, hashes: Sequence[int], max_blocks: int, now: float,
-                hidden_s: float) -> tuple[float, int | None]:
-    """Bring back the blocks of ``hashes`` after the GPU prefix hit (up to ``max_blocks``, the call's
-    prompt blocks) that the host holds: they are allocated on the GPU, entered in the prefix cache
-    and pinned with the hit itself until the call is admitted (the caller hands the pin over).
-    Returns (seconds the call waits, pin id or None). Too few free GPU blocks: nothing is loaded."""
-    from agentwatt.sim.batching import pin
-    kv = state.kv
-    hit = kv.match_prefix(hashes, max_blocks)
-    if len(hit) >= max_blocks:
-        return 0.0, None
-    tier.lookup_blocks += max_blocks - len(hit)
-    n = tier.host.match(hashes, len(hit), max_blocks)
-    if n == 0:
-        return 0.0, None
-    if kv.cost_of(hit, n) > kv.num_free:
-        tier.load_skipped_blocks += n
-        return 0.0, None
-    kv.take(hit)                  # referenced first, so allocating cannot evict them
-    new = kv.allocate(n)
-    kv.register(new, hashes[len(hit):len(hit) + n], 0, n)
-    return tier.load(now, n, hidden_s), pin(state, list(hit) + new)
+def spiller(env, tier: ReplicaTier, kv, policy: str):
+    """The replica state's ``on_pin_dropped`` callback: spill a pin dropped for memory to the host."""
+    def spill(blocks) -> None:
+        tier.spill(env.now, policy, kv.hashes_of(blocks))
+    return spill
+
+
+def plan_load(tier: ReplicaTier, kv, hashes: Sequence[int], max_blocks: int, now: float,
+              hidden_s: float) -> tuple[int, float]:
+    """The blocks of ``hashes`` after the GPU prefix hit (up to ``max_blocks``, the call's prompt
+    blocks) that the host holds in a row: they are queued on the H2D link now. Returns (blocks,
+    seconds the call waits before it is queued). The engine enters them in the GPU cache when it
+    admits the call (``batching``'s ``host_match``)."""
+    gpu = len(kv.match_prefix(hashes, max_blocks))
+    if gpu >= max_blocks:
+        return 0, 0.0
+    tier.lookup_blocks += max_blocks - gpu
+    n = tier.host.match(hashes, gpu, max_blocks)
+    return (n, tier.load(now, n, hidden_s)) if n else (0, 0.0)
 
 
 def tiers_summary(rows: list[dict], policy: str, link: str, prefetch: bool, t_end: float,
@@ -280,11 +289,10 @@ def tiers_summary(rows: list[dict], policy: str, link: str, prefetch: bool, t_en
         "host_hit_rate": tot("host_hit_blocks") / look if look else None,
         "host_hit_blocks": tot("host_hit_blocks"), "host_lookup_blocks": look,
         "host_stored_blocks": tot("host_stored_blocks"), "host_evicted_blocks": tot("host_evicted_blocks"),
-        "load_skipped_blocks": tot("load_skipped_blocks"),
         "host_peak_utilization": max(r["host_peak_blocks"] for r in rows) / rows[0]["host_blocks"]
         if rows and rows[0]["host_blocks"] else None,
         "host_mean_utilization": tot("host_block_seconds") / (cap * t_end) if cap and t_end > 0 else None,
-        "bytes_to_host": tot("bytes_to_host"), "bytes_to_gpu": tot("bytes_to_gpu"), "loads": tot("loads"),
+        "bytes_to_host": tot("bytes_to_host"), "bytes_to_gpu": tot("bytes_to_gpu"), "loads": tot("loads"), "spills": tot("spills"),
         "load_wait_s_total": tot("load_wait_s"),
         "load_wait_s_per_call": tot("load_wait_s") / calls_finished if calls_finished else None,
         "link_busy_s": tot("link_busy_s"), "offload_energy_j": tot("offload_energy_j"),

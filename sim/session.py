@@ -162,7 +162,7 @@ def _tier_pins(ctx: SessionContext, state: dict, tool_s: float) -> None:
         if choice == "drop":
             _unpin(state, rep, pid)
         elif choice == "offload":
-            hashes = state["pin_hashes"].pop((rep.index, pid), [])
+            hashes = rep.state.kv.hashes_of(blocks)
             env.process(_offload(env, tier, tier.offload(env.now, hashes), hashes, rep, pid, state))
 
 
@@ -195,11 +195,9 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
     _hand_over_pins(state, req, replica)
     req.retain = ctx.kv_retention != "drop" and call.id < state["last_llm"]
     if ctx.kv_tiers is not None:   # blocks after the GPU prefix hit that the host holds come back first
-        wait, pid = kvtier.load_prefix(ctx.kv_tiers[replica.index], replica.state, hashes,
-                                       (call.prompt_tokens - 1) // ctx.block_size, env.now,
-                                       state.get("last_tool_s", 0.0))
-        if pid is not None:
-            req.unpin_on_admit.append(pid)
+        req.host_blocks, wait = kvtier.plan_load(ctx.kv_tiers[replica.index], replica.state.kv, hashes,
+                                                 (call.prompt_tokens - 1) // ctx.block_size, env.now,
+                                                 state.get("last_tool_s", 0.0))
         if wait > 0:
             yield env.timeout(wait)
     replica.submit(req)
@@ -208,8 +206,6 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
     req.done = None   # the event's value is req: break the cycle so both are freed at once, not by the GC
     if req.pin_id is not None:
         state["pins"].append((replica, req.pin_id))
-        if ctx.kv_tiers is not None:   # the computed blocks' hashes, for an offload
-            state.setdefault("pin_hashes", {})[(replica.index, req.pin_id)] = req.hashes[:req.n_registered]
         if ctx.kv_retention == "ttl":
             env.process(_expire(env, ctx.kv_retention_ttl_s, replica, req.pin_id, state))
     dropped = req.finish_s is None
