@@ -93,7 +93,8 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
             rep.state.host_match = tier.host.match
     ctx = SessionContext(env, router, rec, eng.block_size_tokens, eng.prefix_caching,
                          energy_available=profile.power.available, kv_retention=eng.kv_retention,
-                         kv_retention_ttl_s=eng.kv_retention_ttl_s, kv_tiers=tiers)
+                         kv_retention_ttl_s=eng.kv_retention_ttl_s, kv_tiers=tiers,
+                         prefix_routing=router.prefix is not None)
     end_s = scenario.run.duration_s
     procs = []
     if sessions is not None:

@@ -89,8 +89,9 @@ PREFIX_MIN_MATCH = 0.3
 
 
 class PrefixIndex:
-    """Block hash → the replica a call holding it was last sent to, least recently routed first,
-    at most ``capacity`` hashes (the fleet's KV blocks: it cannot cache more).
+    """Block hash → the replicas calls holding it were sent to (most recent last), least recently
+    routed hash first, at most ``capacity`` hashes (the fleet's KV blocks: it cannot cache more).
+    This is the multi-tenant radix tree of SGLang's router, flattened to chained block hashes.
 
     Hashes chain from the previous block, and a call records all of its blocks at once, so when
     block k is indexed so are blocks < k (up to eviction, which takes a prefix's tail first): the
@@ -98,10 +99,10 @@ class PrefixIndex:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.owner: OrderedDict[int, int] = OrderedDict()
+        self.owner: OrderedDict[int, dict[int, None]] = OrderedDict()
 
-    def longest(self, hashes: Sequence[int]) -> tuple[int, int | None]:
-        """(blocks of the longest indexed prefix, the replica index that holds it or None)."""
+    def longest(self, hashes: Sequence[int]) -> tuple[int, dict[int, None]]:
+        """(blocks of the longest indexed prefix, the replicas that were sent it, most recent last)."""
         owner = self.owner
         lo, hi = 0, len(hashes)
         while lo < hi:
@@ -110,13 +111,18 @@ class PrefixIndex:
                 lo = mid
             else:
                 hi = mid - 1
-        return lo, (owner[hashes[lo - 1]] if lo else None)
+        return lo, (owner[hashes[lo - 1]] if lo else {})
 
     def record(self, hashes: Sequence[int], replica_index: int) -> None:
         owner = self.owner
         for h in hashes:
-            owner[h] = replica_index
-            owner.move_to_end(h)
+            d = owner.get(h)
+            if d is None:
+                owner[h] = {replica_index: None}
+            else:
+                d.pop(replica_index, None)
+                d[replica_index] = None
+                owner.move_to_end(h)
         while len(owner) > self.capacity:
             owner.popitem(last=False)
 
@@ -152,13 +158,15 @@ class Router:
             return self.policy.pick()
         st = self.stats
         least = self.policy.pick()
-        k, idx = self.prefix.longest(hashes)
+        k, holders = self.prefix.longest(hashes)
         st["picks"] += 1
         st["lookup_blocks"] += len(hashes)
         st["indexed_blocks"] += k
         r = least
-        if idx is not None and k >= PREFIX_MIN_MATCH * len(hashes):
-            cand = self.replicas[idx]
+        if holders and k >= PREFIX_MIN_MATCH * len(hashes):
+            # the least loaded replica if it holds the prefix (a shared system prompt), else the one
+            # that was sent it last: O(1) either way
+            cand = least if least.index in holders else self.replicas[next(reversed(holders))]
             if cand.outstanding <= least.outstanding + self.prefix_max_imbalance:
                 r = cand
                 st["prefix_picks"] += 1

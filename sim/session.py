@@ -22,8 +22,9 @@ class SessionContext:
 
     def __init__(self, env: simpy.Environment, router, recorder, block_size: int, prefix_caching: bool,
                  energy_available: bool = True, kv_retention: str = "drop", kv_retention_ttl_s: float = 0.0,
-                 kv_tiers: list | None = None) -> None:
+                 kv_tiers: list | None = None, prefix_routing: bool = False) -> None:
         self.energy_available = energy_available
+        self.prefix_routing = prefix_routing   # the router wants each call's block hashes
         self.kv_tiers = kv_tiers    # one kvtier.ReplicaTier per replica with kv_retention "offload"/"cost"
         self.kv_retention = kv_retention
         self.kv_retention_ttl_s = kv_retention_ttl_s
@@ -191,7 +192,7 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
                   done=env.event(), tag=(session.id, call.id))
     ctx.next_rid += 1
     ctx.calls_submitted += 1
-    replica = ctx.router.route(session.id, hashes)
+    replica = ctx.router.route(session.id, hashes) if ctx.prefix_routing else ctx.router.route(session.id)
     _hand_over_pins(state, req, replica)
     req.retain = ctx.kv_retention != "drop" and call.id < state["last_llm"]
     if ctx.kv_tiers is not None:   # blocks after the GPU prefix hit that the host holds come back first

@@ -169,12 +169,12 @@ def test_host_memory_beyond_the_server_is_refused():
 def test_prefix_index_finds_the_longest_prefix_and_forgets_lru():
     idx = PrefixIndex(capacity=5)
     idx.record([1, 2, 3], 0)
-    idx.record([1, 2, 7], 1)        # shares 1, 2: now last sent to replica 1
-    assert idx.longest([1, 2, 3, 4]) == (3, 0)
-    assert idx.longest([1, 2, 9]) == (2, 1)
-    assert idx.longest([8]) == (0, None)
+    idx.record([1, 2, 7], 1)        # shares 1, 2: held by replicas 0 and 1, 1 last
+    assert idx.longest([1, 2, 3, 4]) == (3, {0: None})
+    assert list(idx.longest([1, 2, 9])[1]) == [0, 1]
+    assert idx.longest([8]) == (0, {})
     idx.record([10, 11], 2)         # 6 hashes > 5: the least recently routed (3) goes
-    assert idx.longest([1, 2, 3]) == (2, 1)
+    assert idx.longest([1, 2, 3])[0] == 2
 
 
 class _Rep:
@@ -210,3 +210,13 @@ def test_prefix_aware_routing_respects_the_bound_in_a_run():
     r = res.summary["router"]
     assert r["picks"] == len(res.calls) and r["prefix_picks"] > 0
     assert r["extra_load_max"] <= 1
+
+
+def test_timeline_samples_the_host_tier():
+    from agentwatt.sim.timeline import record_timeline
+    tl = record_timeline(_scenario({**SHORT_KV, "kv_retention": "offload", "kv_host_gib_per_gpu": 1.0}, rate=2.0),
+                         until_s=30.0, sample_s=0.5)
+    host = tl.samples["host_kv_used_share"]
+    assert host.between(0, 1).all() and host.iloc[-1] > 0
+    assert host.is_monotonic_increasing   # blocks leave the host tier only to make room
+    assert "host_kv_used_share" not in record_timeline(_scenario(SHORT_KV), until_s=5.0, sample_s=0.5).samples
