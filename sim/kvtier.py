@@ -92,6 +92,12 @@ def transfer_energy_j(nbytes: float, pj_per_bit: float = GPU_PJ_PER_BIT + HOST_P
     return nbytes * 8 * pj_per_bit * 1e-12
 
 
+def breakeven_gb_per_s(kv_bytes_per_token: float, recompute_s_per_token: float) -> float:
+    """The link speed (GB/s, whole replica) at which loading a token's KV takes as long as
+    recomputing it: slower links make offloading lose to dropping."""
+    return kv_bytes_per_token / recompute_s_per_token / 1e9
+
+
 def host_blocks(gib_per_gpu: float, tp: int, block_bytes: float) -> int:
     """Blocks of a replica's host tier: its ``tp`` GPUs' shares of host memory / bytes per block."""
     return int(gib_per_gpu * tp * 2**30 // block_bytes)

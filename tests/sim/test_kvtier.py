@@ -41,6 +41,11 @@ def test_transfer_energy_is_bits_times_pj_per_bit():
     assert kvtier.transfer_energy_j(1e9) == pytest.approx(8e9 * (6.0 + 13.2) * 1e-12)
 
 
+def test_breakeven_link_speed():
+    # 128 KiB of KV per token, recomputed in 74 us: reloading wins above 1.77 GB/s
+    assert kvtier.breakeven_gb_per_s(131072, 74e-6) == pytest.approx(1.771, rel=1e-3)
+
+
 def test_link_queues_transfers_in_order():
     link = kvtier.Link(gb_per_s=1.0, latency_s=0.0)
     assert link.reserve(0.0, 1e9) == pytest.approx(1.0)
@@ -220,3 +225,18 @@ def test_timeline_samples_the_host_tier():
     assert host.between(0, 1).all() and host.iloc[-1] > 0
     assert host.is_monotonic_increasing   # blocks leave the host tier only to make room
     assert "host_kv_used_share" not in record_timeline(_scenario(SHORT_KV), until_s=5.0, sample_s=0.5).samples
+
+
+def test_prefix_aware_routing_raises_the_hit_rate_over_affinity_with_shared_prompts():
+    """Four prompt variants (four shared few-shot blocks) on four replicas too small to hold them
+    all: following prefixes keeps each block on fewer replicas."""
+    wl = [{"agent": "react-hotpotqa", "knobs": {"fewshot": f}, "rate_per_s": 0.5} for f in (4, 6, 8, 10)]
+
+    def hit(router: dict) -> float:
+        sc = scenario_from_dict({"name": "r", "run": {"seed": 1, "duration_s": 30, "drain_timeout_s": 600},
+                                 "fleet": {"replicas": 4}, "engine": {"kv_capacity_tokens": 8000},
+                                 "router": router, "workload": wl})
+        return run(sc).summary["prefix_cache_hit_rate"]
+    affinity = hit({})
+    assert hit({"policy": "prefix_aware", "prefix_max_imbalance": 8}) > affinity + 0.1
+    assert hit({"policy": "prefix_aware", "session_affinity": False, "prefix_max_imbalance": 8}) > affinity + 0.05
