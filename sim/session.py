@@ -173,12 +173,14 @@ def _unpin(state: dict, replica, pid: int) -> None:
 
 
 def _offload(env: simpy.Environment, tier, end_s: float, hashes: list, replica, pid: int, state: dict):
-    """The D2H copy ends: the host holds the blocks; the GPU copies stay cached but evictable."""
+    """The D2H copy ends: the host holds the blocks; the GPU copies stay cached but evictable
+    (unless the session's next call took the pin over meanwhile: it is released on admission)."""
     if end_s > env.now:
         yield env.timeout(end_s - env.now)
     tier.host.store(hashes)
     tier.note_use(env.now)
-    _unpin(state, replica, pid)
+    if any(p == pid and r is replica for r, p in state["pins"]):
+        _unpin(state, replica, pid)
 
 
 def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state: dict):
