@@ -98,7 +98,8 @@ class RouterConfig:
     session_affinity: bool = True
     # "prefix_aware": a call goes to the replica holding its longest prefix unless that replica has more
     # than this many outstanding requests above the least loaded one (the SGLang model gateway's cache_aware
-    # --balance-abs-threshold default, 64: github.com/lightseekorg/smg docs/getting-started/load-balancing.md)
+    # --balance-abs-threshold default, 64: github.com/lightseekorg/smg docs/getting-started/load-balancing.md).
+    # Without prefix caching there is no prefix to follow: it routes as least_loaded.
     prefix_max_imbalance: int = 64
 
 
@@ -322,8 +323,6 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
                           session_affinity=_bool(t, "session_affinity", True, where, "router"),
                           prefix_max_imbalance=_num(t, "prefix_max_imbalance", RouterConfig.prefix_max_imbalance, where,
                                                     "router", integer=True, lo=0, hi=10**9))
-    if router.policy == "prefix_aware" and not engine.prefix_caching:
-        raise InputError(f"{where}: [router] policy = \"prefix_aware\": expected [engine] prefix_caching = true")
 
     facility = _facility(_table(data, "facility", where), where)
 

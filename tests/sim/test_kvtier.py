@@ -157,7 +157,6 @@ def test_tier_runs_are_deterministic():
     ({"kv_retention": "offload", "prefix_caching": False}, {}, r"kv_retention = 'offload': expected prefix_caching"),
     ({"kv_host_link": "pcie-gen9"}, {}, r"\[engine\] kv_host_link = 'pcie-gen9': expected one of"),
     ({"kv_host_gib_per_gpu": 0}, {}, r"\[engine\] kv_host_gib_per_gpu = 0: expected a number > 0"),
-    ({"prefix_caching": False}, {"policy": "prefix_aware"}, r"prefix_aware\": expected \[engine\] prefix_caching"),
 ])
 def test_bad_tier_settings_name_the_field(engine, router, msg):
     with pytest.raises(InputError, match=msg):
@@ -240,3 +239,12 @@ def test_prefix_aware_routing_raises_the_hit_rate_over_affinity_with_shared_prom
     affinity = hit({})
     assert hit({"policy": "prefix_aware", "prefix_max_imbalance": 8}) > affinity + 0.1
     assert hit({"policy": "prefix_aware", "session_affinity": False, "prefix_max_imbalance": 8}) > affinity + 0.05
+
+
+def test_prefix_aware_without_prefix_caching_routes_as_least_loaded():
+    eng = {"prefix_caching": False}
+    a = run(_scenario(eng, router={"policy": "prefix_aware", "session_affinity": False}, replicas=2, rate=2.0,
+                      duration_s=10))
+    b = run(_scenario(eng, router={"session_affinity": False}, replicas=2, rate=2.0, duration_s=10))
+    assert a.calls.equals(b.calls)
+    assert a.summary["router"]["prefix_picks"] == 0
