@@ -25,6 +25,7 @@ long, and waits. The model, in the order a session meets it:
 * **Retention policies** (``RETENTION``): ``offload`` always; ``cost`` keeps the KV pinned when the
   GPU has room (nobody waits and the free pool is at least the session's blocks), else offloads
   when the tool is expected to outlast the reload and the host tier can hold the blocks, else drops.
+  The expected tool time is the tool's own duration (an oracle, like the prefetch's).
 
 Blocks are conserved per tier: GPU blocks by ``kv.BlockManager.check``; host slots by
 ``HostTier.check`` (stored − evicted = resident ≤ capacity).
