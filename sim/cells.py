@@ -121,7 +121,7 @@ def _cell_figures(cell: int, p) -> dict[str, Any]:
             "sessions_arrived": p.counts.sessions_arrived, "sessions_completed": p.counts.sessions_finished,
             "calls_submitted": p.counts.calls_submitted, "ttft_p99_s": _p99(ttft), "session_e2e_p99_s": _p99(e2e),
             "gpu_energy_j": float(p.replicas["busy_energy_j"].sum() + p.replicas["idle_energy_j"].sum()),
-            "wall_time_s": p.wall_s}
+            "wall_time_s": p.wall_s, **p.blocks}   # a host KV tier's and prefix-aware routing's blocks, per cell
 
 
 def _p99(x) -> float | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -134,6 +134,7 @@ class RunParts:
     steps: pd.DataFrame | None
     wall0: float
     extras: Any = None   # [disaggregation]/[autoscale]: summary -> their Results tables (_world_extras)
+    blocks: dict = field(default_factory=dict)   # kv_tiers / router summary blocks (_tier_and_router_blocks)
 
 
 def simulate(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterable[Session] | None = None,
@@ -183,7 +184,8 @@ def simulate(scenario: Scenario, profile: Profile | None = None, *, sessions: It
     extras = _world_extras(world, profile, calls, rows, t_end) if world.disagg is not None or world.autoscalers else None
     return RunParts(scenario=scenario, profile=profile, calls=calls, sessions=sessions, replicas=rows,
                     counts=ctx.counts(), power=fp, t_end=t_end, idle_w=replicas[0].idle_w,
-                    steps=steps_frame(replicas) if scenario.run.step_trace else None, wall0=wall0, extras=extras)
+                    steps=steps_frame(replicas) if scenario.run.step_trace else None, wall0=wall0, extras=extras,
+                    blocks=_tier_and_router_blocks(scenario, world, calls, t_end))
 
 
 def _world_extras(world, profile: Profile, calls: pd.DataFrame, rows: pd.DataFrame, t_end: float):
@@ -206,6 +208,7 @@ def results_of(p: RunParts) -> Results:
     from agentwatt.sim.report import summarize, with_call_columns
     scenario, profile, fp = p.scenario, p.profile, p.power
     summary = summarize(scenario, profile, p.calls, p.sessions, p.replicas, p.counts, fp, p.t_end)
+    summary.update(p.blocks)
     with_call_columns(p.calls)   # queue_s, ttft_s, tpot_s, e2e_s beside the recorded times (calls.parquet)
     power = levels = None
     if fp is not None:
@@ -249,6 +252,23 @@ def _autoscale_summary(summary: dict, scalers: dict, profile: Profile, calls: pd
     summary["autoscale"] = blocks
     return (pd.concat(frames, ignore_index=True),
             transitions.sort_values("time_s", kind="stable", ignore_index=True))
+
+
+def _tier_and_router_blocks(scenario: Scenario, world, calls: pd.DataFrame, t_end: float) -> dict[str, Any]:
+    """Summary blocks of the opt-in features (none by default): ``kv_tiers`` (host KV tier,
+    sim/kvtier.py) and ``router`` (prefix-aware routing, with the calls each replica served)."""
+    out: dict[str, Any] = {}
+    eng = scenario.engine
+    if world.ctx.kv_tiers is not None:
+        from agentwatt.sim.kvtier import SERVER_LINKS, tiers_summary
+        link = eng.kv_host_link or SERVER_LINKS[scenario.facility.server]
+        out["kv_tiers"] = tiers_summary([t.row(t_end) for t in world.ctx.kv_tiers], eng.kv_retention, link,
+                                        eng.kv_prefetch, t_end, world.ctx.calls_finished)
+    if world.router.prefix is not None:
+        per = calls.groupby("replica").size().reindex(range(len(world.replicas)), fill_value=0)
+        out["router"] = {**world.router.prefix_summary(),
+                         "calls_per_replica_max_over_mean": float(per.max() / per.mean()) if per.mean() else None}
+    return out
 
 
 def steps_frame(replicas) -> pd.DataFrame:
@@ -313,3 +333,8 @@ def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas) -> None
                                      f"running requests and pins hold {held}")
         if ctx.active_sessions == 0 and r.state.pins:
             raise InvariantViolation(f"bug (seed {seed}): replica {r.index}: KV pins left after all sessions ended")
+    for t in ctx.kv_tiers or ():
+        try:
+            t.host.check()
+        except AssertionError as e:
+            raise InvariantViolation(f"bug (seed {seed}): replica {t.index} {e}") from None
