@@ -47,8 +47,8 @@ RATE_PER_REPLICA = 0.5
 MIX = {"react-hotpotqa": 0.5, "chatbot-sharegpt": 0.5}
 
 
-def scenario_dict(n_sessions: int, seed: int = 1) -> dict:
-    replicas = max(1, n_sessions // SESSIONS_PER_REPLICA)
+def scenario_dict(n_sessions: int, seed: int = 1, min_replicas: int = 1) -> dict:
+    replicas = max(min_replicas, n_sessions // SESSIONS_PER_REPLICA)
     rate = RATE_PER_REPLICA * replicas
     return {"name": f"scale-{n_sessions}", "profile": "llama-3.1-8b_a100-40gb",
             "run": {"seed": seed, "duration_s": n_sessions / rate, "drain_timeout_s": 600, "power_resolution_s": 1.0},
@@ -65,7 +65,7 @@ def child(n: int, out: str, seed: int, cell: tuple[int, int] | None = None) -> N
     if cell is None:
         res = run(scenario_from_dict(scenario_dict(n, seed), "scale"))
     else:   # cell c of the size-n site split into k cells
-        d = scenario_dict(n, seed)
+        d = scenario_dict(n, seed, min_replicas=cell[0])   # at least one replica per cell
         d["site"] = {"cells": cell[0]}
         res = results_of(run_cell(scenario_from_dict(d, "scale"), cell[1]))
     s = res.summary
