@@ -87,6 +87,7 @@ def scenario_to_dict(sc: Scenario) -> dict[str, Any]:
            if sc.autoscale is not None else {}),
         **({"disaggregation": {k: v for k, v in asdict(sc.disaggregation).items() if v is not None}}
            if sc.disaggregation is not None else {}),
+        **({"site": asdict(sc.site)} if sc.site.cells != 1 else {}),
     }
 
 

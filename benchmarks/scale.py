@@ -16,10 +16,10 @@ defaults of ``sim/data/default.toml`` (prefix caching on, least-loaded routing w
 affinity, power integrated at 1 s). The parent reads each child's wall time and its own peak RSS
 (``os.wait4``), and fits the growth exponent b of wall ∝ (LLM calls)^b on log-log axes.
 
-``--cells K`` splits each size into K independent cells run at the same time, one process each
-(a datacenter whose sessions are spread evenly over K clusters, each behind its own router):
-cell c simulates N/K sessions on R/K replicas with its own seed, exactly as a size-N/K run
-would. The row's wall time is the elapsed time of the whole, its RSS the *sum* of the cells'
+``--cells K`` splits each size into K cells run at the same time, one process each: the cells of
+``[site] cells = K`` (``sim/cells.py``: R/K replicas each, the arrival rate split by replica share,
+cell c seeded from ``SeedSequence([seed, c])``), each child running one cell exactly as a Dask
+worker would (``cells.run_cell``; the merge of the cells' rows is not timed). The row's wall time is the elapsed time of the whole, its RSS the *sum* of the cells'
 peaks (they are resident together). With one core per cell this is how a single machine's
 cores serve one large scenario; it changes the routing topology (K routers of R/K replicas
 instead of one router of R), not the model inside a cell.
@@ -47,8 +47,8 @@ RATE_PER_REPLICA = 0.5
 MIX = {"react-hotpotqa": 0.5, "chatbot-sharegpt": 0.5}
 
 
-def scenario_dict(n_sessions: int, seed: int = 1) -> dict:
-    replicas = max(1, n_sessions // SESSIONS_PER_REPLICA)
+def scenario_dict(n_sessions: int, seed: int = 1, min_replicas: int = 1) -> dict:
+    replicas = max(min_replicas, n_sessions // SESSIONS_PER_REPLICA)
     rate = RATE_PER_REPLICA * replicas
     return {"name": f"scale-{n_sessions}", "profile": "llama-3.1-8b_a100-40gb",
             "run": {"seed": seed, "duration_s": n_sessions / rate, "drain_timeout_s": 600, "power_resolution_s": 1.0},
@@ -56,12 +56,18 @@ def scenario_dict(n_sessions: int, seed: int = 1) -> dict:
             "workload": [{"mix": dict(MIX), "rate_per_s": rate}]}
 
 
-def child(n: int, out: str, seed: int) -> None:
+def child(n: int, out: str, seed: int, cell: tuple[int, int] | None = None) -> None:
     t0 = time.perf_counter()
-    from agentwatt.sim.run import run
+    from agentwatt.sim.cells import run_cell
+    from agentwatt.sim.run import results_of, run
     from agentwatt.sim.scenario import scenario_from_dict
     t_import = time.perf_counter() - t0
-    res = run(scenario_from_dict(scenario_dict(n, seed), "scale"))
+    if cell is None:
+        res = run(scenario_from_dict(scenario_dict(n, seed), "scale"))
+    else:   # cell c of the size-n site split into k cells
+        d = scenario_dict(n, seed, min_replicas=cell[0])   # at least one replica per cell
+        d["site"] = {"cells": cell[0]}
+        res = results_of(run_cell(scenario_from_dict(d, "scale"), cell[1]))
     s = res.summary
     Path(out).write_text(json.dumps({
         "import_s": t_import, "run_wall_s": s["wall_time_s"], "sessions": s["sessions_arrived"],
@@ -71,15 +77,18 @@ def child(n: int, out: str, seed: int) -> None:
         "session_e2e_p50_s": s["session_e2e_s"]["p50"]}))
 
 
-def _start(n: int, seed: int, tmp: Path, tag: str) -> tuple[subprocess.Popen, Path]:
+def _start(n: int, seed: int, tmp: Path, tag: str, cell: tuple[int, int] | None = None) -> tuple[subprocess.Popen, Path]:
     out = tmp / f"scale_{n}_{tag}.json"
-    p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(n), str(out), "--seed", str(seed)])
+    extra = ["--cell", str(cell[0]), str(cell[1])] if cell else []
+    p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(n), str(out), "--seed", str(seed),
+                          *extra])
     return p, out
 
 
 def run_size(n: int, seed: int, tmp: Path, cells: int = 1) -> dict:
     t0 = time.perf_counter()
-    procs = [_start(n // cells, seed * 1000 + c if cells > 1 else seed, tmp, f"c{c}") for c in range(cells)]
+    procs = ([_start(n, seed, tmp, f"c{c}", (cells, c)) for c in range(cells)] if cells > 1
+             else [_start(n, seed, tmp, "c0")])
     rows = []
     for p, out in procs:
         _, status, ru = os.wait4(p.pid, 0)
@@ -158,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--cells", type=int, default=1, help="split each size into K cells run in parallel (default 1)")
     ap.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--cell", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        child(int(a.child[0]), a.child[1], a.seed)
+        child(int(a.child[0]), a.child[1], a.seed, tuple(a.cell) if a.cell else None)
         return 0
     if a.cprofile:
         cprofile(a.cprofile, a.seed, a.top)

@@ -63,8 +63,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 @out_option(Path("results"), "Folder for summary.json, Parquet tables and PNG plots.")
 @no_plots_option
 @no_report_option
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="[site] cells: run the cells on this running Dask cluster.")
+@click.option("--workers", type=int, default=None,
+              help="[site] cells: local Dask workers (processes, 1 thread each); default one per core.")
+@click.option("--serial", is_flag=True, help="[site] cells: run the cells one after another in this process.")
 def simulate(scenario: Path | None, sets: tuple[str, ...], seed: int | None, out_dir: Path, no_plots: bool,
-             no_report: bool) -> None:
+             no_report: bool, scheduler: str | None, workers: int | None, serial: bool) -> None:
     """Simulate SCENARIO (a TOML file; the built-in default scenario when omitted)."""
     from agentwatt.cli.options import load_with_sets
     from agentwatt.sim.output import write_results
@@ -74,7 +79,17 @@ def simulate(scenario: Path | None, sets: tuple[str, ...], seed: int | None, out
         sc = sc.with_seed(seed)
     click.echo(f"scenario: {sc.name} ({sc.source}), profile {sc.profile}, {sc.fleet.replicas} replica(s), "
                f"seed {sc.run.seed}, arrivals for {sc.run.duration_s:g} s")
-    res = run(sc, progress=sys.stderr.isatty())
+    if sc.site.cells > 1:
+        from agentwatt.plan.runners import open_runner
+        from agentwatt.sim.cells import run_cells
+        runner = open_runner(scheduler, workers, serial)
+        try:
+            click.echo(f"{sc.site.cells} cells on {runner.describe()}")
+            res = run_cells(sc, client=getattr(runner, "client", None))
+        finally:
+            runner.close()
+    else:
+        res = run(sc, progress=sys.stderr.isatty())
     written = write_results(res, out_dir, plots=not no_plots)
     if not no_report:
         from agentwatt.cli.options import write_html_report

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -106,8 +106,40 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
 
     ``profile`` defaults to the scenario's. ``sessions`` (``traces.schema.Session`` objects in order
     of ``arrival_s``) replaces the scenario's ``[[workload]]`` classes: they are replayed at their
-    arrival times, and the run ends when they have finished (or at the drain deadline).
+    arrival times, and the run ends when they have finished (or at the drain deadline). With
+    ``[site] cells`` > 1 the cells run one after another here (``sim/cells.py``; ``agentwatt
+    simulate`` runs them on Dask).
     """
+    if scenario.site.cells > 1 and sessions is None:
+        from agentwatt.sim.cells import run_cells
+        return run_cells(scenario, profile)
+    return results_of(simulate(scenario, profile, sessions=sessions, progress=progress))
+
+
+@dataclass(repr=False)
+class RunParts:
+    """What one simulated world leaves behind, before the summary: its result tables, one counter
+    row per replica, the session counters, the fleet power (None without a power model), the end
+    time, the replicas' idle watts and the step rows. ``sim/cells.py`` merges the parts of cells."""
+
+    scenario: Scenario
+    profile: Profile
+    calls: pd.DataFrame
+    sessions: pd.DataFrame
+    replicas: pd.DataFrame
+    counts: Any
+    power: Any
+    t_end: float
+    idle_w: float | None
+    steps: pd.DataFrame | None
+    wall0: float
+    extras: Any = None   # [disaggregation]/[autoscale]: summary -> their Results tables (_world_extras)
+    blocks: dict = field(default_factory=dict)   # kv_tiers / router summary blocks (_tier_and_router_blocks)
+
+
+def simulate(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterable[Session] | None = None,
+             progress: bool = False) -> RunParts:
+    """Run one world (``run`` without the summary): build, run to the end, check, collect."""
     wall0 = time.perf_counter()
     profile = profile if profile is not None else load_profile(scenario.profile)
     from agentwatt.sim.facility import with_server
@@ -135,7 +167,6 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
         r.state.kv.drop_tables()
 
     from agentwatt.sim.facility import fleet_power
-    from agentwatt.sim.report import summarize
     calls = rec.calls_frame()
     sessions = rec.sessions_frame()
     _check_times(scenario, calls, sessions, t_end)
@@ -150,27 +181,45 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
                          spare_w_per_gpu=state_power_w(profile, scenario.fleet.spare_state) if spare else 0.0)
         _check_facility_energy(scenario, replicas, fp)
     rows = pd.DataFrame([r.counters() for r in replicas])
-    summary = summarize(scenario, profile, calls, sessions, rows, ctx.counts(), fp, t_end)
-    summary.update(_tier_and_router_blocks(scenario, world, calls, t_end))
-    from agentwatt.sim.report import with_call_columns
-    with_call_columns(calls)   # queue_s, ttft_s, tpot_s, e2e_s beside the recorded times (calls.parquet)
+    extras = _world_extras(world, profile, calls, rows, t_end) if world.disagg is not None or world.autoscalers else None
+    return RunParts(scenario=scenario, profile=profile, calls=calls, sessions=sessions, replicas=rows,
+                    counts=ctx.counts(), power=fp, t_end=t_end, idle_w=replicas[0].idle_w,
+                    steps=steps_frame(replicas) if scenario.run.step_trace else None, wall0=wall0, extras=extras,
+                    blocks=_tier_and_router_blocks(scenario, world, calls, t_end))
+
+
+def _world_extras(world, profile: Profile, calls: pd.DataFrame, rows: pd.DataFrame, t_end: float):
+    """What [disaggregation] and [autoscale] add once the summary exists: a function that adds
+    their blocks to the summary and returns their tables (``Results`` fields)."""
+    def finish(summary: dict) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if world.disagg is not None:
+            summary["disaggregation"] = world.disagg.summary(rows)
+            out["transfers"] = world.disagg.transfers()
+        if world.autoscalers:
+            out["scaling"], out["replica_states"] = _autoscale_summary(summary, world.autoscalers, profile, calls,
+                                                                       t_end)
+        return out
+    return finish
+
+
+def results_of(p: RunParts) -> Results:
+    """The summary, power tables and ``Results`` of a simulated world (or of merged cells)."""
+    from agentwatt.sim.report import summarize, with_call_columns
+    scenario, profile, fp = p.scenario, p.profile, p.power
+    summary = summarize(scenario, profile, p.calls, p.sessions, p.replicas, p.counts, fp, p.t_end)
+    summary.update(p.blocks)
+    with_call_columns(p.calls)   # queue_s, ttft_s, tpot_s, e2e_s beside the recorded times (calls.parquet)
     power = levels = None
     if fp is not None:
         from agentwatt.sim.facility import gpu_power_bounds, levels_frame, observed_gpu_power
         power = fp.frame(observed_gpu_power(fp.gpu_w, scenario.run.power_resolution_s, scenario.facility,
                                             scenario.run.seed, gpu_power_bounds(profile, fp.gpus)))
         levels = levels_frame(fp, scenario.facility)
-    transfers = None
-    if world.disagg is not None:
-        summary["disaggregation"] = world.disagg.summary(rows)
-        transfers = world.disagg.transfers()
-    scaling = states = None
-    if world.autoscalers:
-        scaling, states = _autoscale_summary(summary, world.autoscalers, profile, calls, t_end)
-    summary["wall_time_s"] = round(time.perf_counter() - wall0, 3)
-    return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power,
-                   power_levels=levels, steps=steps_frame(replicas) if scenario.run.step_trace else None,
-                   scaling=scaling, replica_states=states, transfers=transfers)
+    extra = p.extras(summary) if p.extras is not None else {}
+    summary["wall_time_s"] = round(time.perf_counter() - p.wall0, 3)
+    return Results(scenario=scenario, profile=profile, summary=summary, calls=p.calls, sessions=p.sessions,
+                   power=power, power_levels=levels, steps=p.steps, **extra)
 
 
 def _autoscale_summary(summary: dict, scalers: dict, profile: Profile, calls: pd.DataFrame,

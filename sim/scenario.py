@@ -158,6 +158,13 @@ class RouterConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SiteConfig:
+    # cells > 1: the fleet as K clusters, each behind its own router, sharing the arrivals in
+    # proportion to their replicas; simulated independently and merged (sim/cells.py)
+    cells: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkloadClass:
     """One traffic class: a generated agent with an arrival process, or a replayed trace."""
 
@@ -196,6 +203,7 @@ class Scenario:
     facility: FacilityConfig = field(default_factory=FacilityConfig)
     workload: tuple[WorkloadClass, ...] = ()
     source: str = "<built-in>"
+    site: SiteConfig = field(default_factory=SiteConfig)
     autoscale: AutoscaleConfig | None = None   # [autoscale]: None = a static fleet
     disaggregation: DisaggregationConfig | None = None   # [disaggregation]: None = prefill and decode co-located
 
@@ -335,7 +343,7 @@ def _table(data: dict, key: str, where: str) -> dict:
 
 def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | None = None) -> Scenario:
     _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload", "autoscale",
-                       "disaggregation"},
+                       "disaggregation", "site"},
                 where, "top level")
     name = _str(data, "name", "scenario", where, "top level")
     profile = _str(data, "profile", Scenario.profile, where, "top level")
@@ -422,8 +430,18 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
         fleet = replace(fleet, replicas=n)
         pool_max = min(disagg.prefill_replicas, disagg.decode_replicas)
     autoscale = _autoscale(data["autoscale"], pool_max, where) if "autoscale" in data else None
+    t = _table(data, "site", where)
+    _check_keys(t, {"cells"}, where, "site")
+    site = SiteConfig(cells=_num(t, "cells", 1, where, "site", integer=True, lo=1, hi=fleet.replicas))
+    if site.cells > 1:
+        if autoscale is not None or disagg is not None:
+            raise InputError(f"{where}: [site] cells = {site.cells} with [autoscale] or [disaggregation]: expected "
+                             f"one of them (not modelled together)")
+        from agentwatt.sim.cells import check_splittable
+        check_splittable(classes, site.cells, where)
     return Scenario(name=name, profile=profile, run=run, fleet=fleet, engine=engine, router=router,
-                    facility=facility, workload=classes, source=where, autoscale=autoscale, disaggregation=disagg)
+                    facility=facility, workload=classes, source=where, autoscale=autoscale, disaggregation=disagg,
+                    site=site)
 
 
 def _disaggregation(t: Any, where: str, base_dir: Path | None) -> DisaggregationConfig:
