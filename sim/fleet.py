@@ -86,6 +86,7 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
     ctx = SessionContext(env, router, rec, eng.block_size_tokens, eng.prefix_caching,
                          energy_available=profile.power.available, kv_retention=eng.kv_retention,
                          kv_retention_ttl_s=eng.kv_retention_ttl_s)
+    ctx.kv_capacity_tokens = num_blocks * eng.block_size_tokens
     end_s = scenario.run.duration_s
     procs = []
     if sessions is not None:
@@ -118,6 +119,8 @@ def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> t
         raise InputError(f"{scenario.source}: profile {profile.name} needs tp = {tp} GPUs per replica: expected a "
                          f"divisor of the {spec.gpus} GPUs of a [facility] server = {spec.name!r}")
     blocks = kv_capacity_tokens(profile, eng) // eng.block_size_tokens
+    from agentwatt.sim.budget import check_fits
+    check_fits(scenario, blocks, spec.gpus, tp)   # a clean error now, not a MemoryError mid-run
     replicas = [Replica(env, i, profile, num_blocks=blocks, block_size=eng.block_size_tokens,
                         max_num_seqs=eng.max_num_seqs, max_num_batched_tokens=eng.max_num_batched_tokens,
                         prefix_caching=eng.prefix_caching, resolution_s=scenario.run.power_resolution_s,

@@ -1,15 +1,24 @@
-"""Write a run's results into a folder, every file atomically. File names are fixed here, never
-taken from input files, so nothing in a scenario or trace can steer where output lands."""
+"""Write a run's results into a folder, whole: the files go into a staging folder that replaces the
+result folder only once all are written (``core/io.py`` ``result_folder``), so a folder never mixes
+two runs (nor keeps a previous run's PNGs or power table that this run did not write). File names
+are fixed here, never taken from input files, so nothing in a scenario or trace can steer where
+output lands; a folder holding any other file is not replaced (an error before the run)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from agentwatt.core.io import atomic_write, atomic_write_json
+from agentwatt.core.io import atomic_write, atomic_write_json, check_out_folder, result_folder
 
 FILES = {"summary": "summary.json", "calls": "calls.parquet", "sessions": "sessions.parquet",
          "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png",
          "steps": "steps.csv"}
+RESULT_FILES = frozenset(FILES.values())   # what a previous run may have left in a folder that is replaced
+
+
+def check_results_folder(out_dir: str | Path) -> Path:
+    """Fail before a run, not after it, when its results could not be written to ``out_dir``."""
+    return check_out_folder(out_dir, RESULT_FILES)
 
 
 def _provenance(summary: dict) -> bytes:
@@ -30,9 +39,15 @@ def _parquet(df, path: Path, provenance: bytes | None = None) -> None:
 
 
 def write_results(results, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
+    """Write the files of ``results`` as folder ``out_dir`` (replacing a previous results folder
+    there whole); returns the final paths."""
+    with result_folder(out_dir, RESULT_FILES) as stage:
+        written = _write_files(results, stage, plots)
+    return {k: Path(out_dir) / p.name for k, p in written.items()}
+
+
+def _write_files(results, out: Path, plots: bool) -> dict[str, Path]:
     from agentwatt.sim import plots as P
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = {}
     prov = _provenance(results.summary)
     _parquet(results.calls, out / FILES["calls"], prov)

@@ -151,6 +151,8 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | No
     where = str(path) if path is not None else "built-in default scenario"
     if not p.exists():
         raise InputError(f"{where}: file not found: expected a scenario TOML file")
+    if not p.is_file():   # a FIFO would block forever, /dev/zero fill the memory
+        raise InputError(f"{where}: not a regular file (a folder, device or pipe): expected a scenario TOML file")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -255,6 +257,8 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
     _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload"}, where,
                 "top level")
     name = _str(data, "name", "scenario", where, "top level")
+    if not name.isprintable():   # printed to the terminal: no newlines or escape sequences
+        raise InputError(f"{where}: [top level] name = {name!r}: expected printable text (no control characters)")
     profile = _str(data, "profile", Scenario.profile, where, "top level")
     if base_dir is not None and (profile.endswith(".json") or "/" in profile):
         profile = str((base_dir / profile)) if not Path(profile).is_absolute() else profile
@@ -291,6 +295,9 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
         kv_retention_ttl_s=_num(t, "kv_retention_ttl_s", 0.0, where, "engine", lo=0, hi=1e9),
         step_skipping=_bool(t, "step_skipping", e.step_skipping, where, "engine"),
     )
+    if engine.kv_capacity_tokens is not None and engine.kv_capacity_tokens < engine.block_size_tokens:
+        raise InputError(f"{where}: [engine] kv_capacity_tokens = {engine.kv_capacity_tokens}: expected at least one "
+                         f"block (block_size_tokens = {engine.block_size_tokens})")
     if engine.kv_retention == "ttl" and engine.kv_retention_ttl_s <= 0:
         raise InputError(f"{where}: [engine] kv_retention = \"ttl\": expected kv_retention_ttl_s > 0")
 
