@@ -222,11 +222,11 @@ def check_points(scenario: str | None, grid: Grid) -> None:
 
 def run_specs(scenario: str | None, grid: Grid) -> list[RunSpec]:
     """Every point × seed of ``grid`` as plain-data runs (validated first)."""
-    from agentwatt.plan.runners import scenario_sha256
+    from agentwatt.plan.runners import inputs_sha256, scenario_sha256
     check_points(scenario, grid)
     sha, seed0 = scenario_sha256(scenario), base_seed(scenario)
-    return [RunSpec(scenario=scenario, scenario_sha256=sha, params=point, seed=seed0 + i)
-            for point in grid.points() for i in range(grid.seeds)]
+    return [RunSpec(scenario=scenario, scenario_sha256=sha, params=point, seed=seed0 + i, inputs_sha256=inputs)
+            for point in grid.points() for inputs in (inputs_sha256(scenario, point),) for i in range(grid.seeds)]
 
 
 OnRun = Callable[[RunSpec, int], None]
