@@ -35,10 +35,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_FILES = ("sim/kv.py", "sim/batching.py", "sim/books.py")
-DEFAULT_TESTS = ("tests/sim/test_kv_batching.py", "tests/sim/test_kv_lazy_queue.py",
-                 "tests/sim/test_replica_books.py", "tests/sim/test_run_end_booking.py",
-                 "tests/sim/test_kv_mutants.py", "tests/sim/test_energy_attribution.py")
+# each module with the tests that exercise it (a targeted subset: each mutant runs it once)
+DEFAULT_TESTS = {
+    "sim/kv.py": ("tests/sim/test_kv_batching.py", "tests/sim/test_kv_lazy_queue.py", "tests/sim/test_kv_mutants.py"),
+    "sim/batching.py": ("tests/sim/test_kv_batching.py", "tests/sim/test_run_end_booking.py",
+                        "tests/sim/test_batching_mutants.py"),
+    "sim/books.py": ("tests/sim/test_replica_books.py", "tests/sim/test_run_end_booking.py"),
+}
+DEFAULT_FILES = tuple(DEFAULT_TESTS)
 # agentwatt.<sub> -> folder, as [tool.setuptools] package-dir in pyproject.toml
 PACKAGES = {"": "api", "core": "core", "traces": "traces", "sim": "sim", "calibrate": "calibrate",
             "plan": "plan", "paper": "paper", "validate": "validate", "cli": "cli"}
@@ -71,7 +75,7 @@ def sites(tree: ast.AST) -> list[tuple[int, str]]:
 
 def _mutations(node: ast.AST, skip: set[int]) -> list[str]:
     if isinstance(node, ast.Compare):
-        return [f"compare {k}: {type(op).__name__}->{_CMP[type(op)].__name__}"
+        return [f"compare {k} {type(op).__name__}->{_CMP[type(op)].__name__}"
                 for k, op in enumerate(node.ops) if type(op) in _CMP]
     if isinstance(node, (ast.BinOp, ast.AugAssign)) and type(node.op) in _BIN:
         return [f"{type(node.op).__name__}->{_BIN[type(node.op)].__name__}"]
@@ -143,14 +147,20 @@ def run_tests(tests: list[str], limit_s: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", nargs="+", default=list(DEFAULT_FILES), help="source files to mutate (repo-relative)")
-    ap.add_argument("--tests", nargs="+", default=None, help="test files to run against each mutant")
+    ap.add_argument("--tests", nargs="+", default=None, help="test files to run against each mutant "
+                    "(default: each module's own subset, DEFAULT_TESTS)")
+    ap.add_argument("--sample", type=int, default=None, help="run this many mutants per file, drawn at random "
+                    "(seed 0): an estimate of the kill rate within a time box")
+    ap.add_argument("--rerun", type=Path, default=None, help="only the mutants listed in this earlier --report")
     ap.add_argument("--time-box-s", type=float, default=1500.0, help="stop starting mutants after this long")
     ap.add_argument("--report", type=Path, default=None, help="write the survivors here (one per line)")
     ap.add_argument("--lines", default=None, help="only mutate these lines, e.g. 120-180 (with one --files)")
     args = ap.parse_args(argv)
-    tests = [t for t in (args.tests or DEFAULT_TESTS) if (ROOT / t).exists()]
     t0 = time.perf_counter()
-    import numpy, pandas, pyarrow, simpy, pytest  # noqa: F401,E401 - shared by every forked child
+    import numpy, pandas, pyarrow, scipy, simpy, click, hypothesis, pytest  # noqa: F401,E401 - for every child
+    only = None
+    if args.rerun is not None:   # "file:line: desc: source" lines of an earlier report
+        only = {tuple(x.split(": ", 2)[:2]) for x in args.rerun.read_text(encoding="utf-8").splitlines() if x}
     stage = Path(tempfile.mkdtemp(prefix="agentwatt-mutation-"))
     os.chdir(ROOT)
     survivors: list[str] = []
@@ -158,23 +168,28 @@ def main(argv: list[str] | None = None) -> int:
         pkg = stage_package(stage)
         sys.path.insert(0, str(stage))
         os.environ["PYTHONPATH"] = str(stage) + os.pathsep + os.environ.get("PYTHONPATH", "")
-        t_base = time.perf_counter()
-        if run_tests(tests, 600) != "passed":
-            print("the tests fail on the unmutated code: fix them first", file=sys.stderr)
-            return 1
-        base_s = time.perf_counter() - t_base
-        limit_s = 3 * base_s + 5
-        print(f"tests: {' '.join(tests)}\nunmutated run {base_s:.1f} s; a mutant running past {limit_s:.0f} s is a hang")
         lo, hi = (int(x) for x in args.lines.split("-")) if args.lines else (0, 10**9)
         stopped = False
         for rel in args.files:
+            tests = [t for t in (args.tests or DEFAULT_TESTS.get(rel, ())) if (ROOT / t).exists()]
+            t_base = time.perf_counter()
+            if not tests or run_tests(tests, 600) != "passed":
+                print(f"{rel}: the tests fail on the unmutated code (or there are none): fix them first", file=sys.stderr)
+                return 1
+            base_s = time.perf_counter() - t_base
+            limit_s = 2 * base_s + 3
+            print(f"{rel}: tests {' '.join(tests)}; unmutated run {base_s:.1f} s, past {limit_s:.0f} s a mutant hangs")
             src = (ROOT / rel).read_text(encoding="utf-8")
             tree = ast.parse(src)
             folder, *rest = Path(rel).parts
             sub = next(k for k, v in PACKAGES.items() if v == folder)
             target = pkg.joinpath(sub, *rest)
             nodes = list(ast.walk(tree))
-            todo = [(i, d) for i, d in sites(tree) if lo <= getattr(nodes[i], "lineno", 0) <= hi]
+            todo = [(i, d) for i, d in sites(tree) if lo <= getattr(nodes[i], "lineno", 0) <= hi
+                    and (only is None or (f"{rel}:{getattr(nodes[i], 'lineno', 0)}", d) in only)]
+            if args.sample is not None and args.sample < len(todo):
+                import random
+                todo = sorted(random.Random(0).sample(todo, args.sample))
             counts = {"killed": 0, "timeout": 0, "survived": 0}
             for i, desc in todo:
                 if time.perf_counter() - t0 > args.time_box_s:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -163,6 +164,9 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | No
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{where}: invalid TOML: {e}") from None
+    except (ValueError, RecursionError) as e:   # an integer of > 4,300 digits; arrays nested ~1,000 deep
+        raise InputError(f"{where}: invalid TOML ({str(e).splitlines()[0][:80]}): expected a scenario TOML "
+                         f"file") from None
     if overrides:
         data = apply_overrides(data, overrides, where)
     return scenario_from_dict(data, where, base_dir=p.parent if path is not None else None)
@@ -257,7 +261,7 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
     _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload"}, where,
                 "top level")
     name = _str(data, "name", "scenario", where, "top level")
-    if not name.isprintable():   # printed to the terminal: no newlines or escape sequences
+    if any(unicodedata.category(c) == "Cc" for c in name):   # printed to the terminal: no newline, ESC, BEL
         raise InputError(f"{where}: [top level] name = {name!r}: expected printable text (no control characters)")
     profile = _str(data, "profile", Scenario.profile, where, "top level")
     if base_dir is not None and (profile.endswith(".json") or "/" in profile):

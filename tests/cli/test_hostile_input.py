@@ -143,3 +143,14 @@ def test_memory_error_is_one_line(run_cli, monkeypatch, write_file):
     monkeypatch.setattr(R, "run", boom)
     p = write_file(SMALL)
     assert last_error_line(run_cli(["simulate", p, "--out", p.parent / "o"])).startswith("error: out of memory")
+
+
+@pytest.mark.parametrize("value", ["9" * 5001, "[" * 100_000])
+def test_scenario_toml_with_a_huge_number_or_deep_nesting(run_cli, write_file, value):
+    p = write_file(f"name = {value}\n" + SMALL)
+    assert one_error_line(run_cli(["simulate", p, "--out", p.parent / "o"])).startswith(f"error: {p}: invalid TOML (")
+
+
+def test_set_value_with_5001_digits(run_cli):
+    line = one_error_line(run_cli(["simulate", "--set", "fleet.replicas=" + "9" * 5001]))
+    assert "a value of 5,001 characters is not a usable TOML scalar" in line
