@@ -127,3 +127,60 @@ def test_shrinks_a_decode_run_to_the_blocks_free():
     assert len(r.blocks) == 2 and st.kv.num_free == 1
     # 39 more tokens would need 4 blocks; halving: 19 steps need blocks_for(17 + 19 - 1) = 3 (one more)
     assert decode_run_length(st, plan) == 19
+
+
+def test_a_readmitted_request_whose_context_is_cached_decodes_at_once():
+    """After a preemption, a request whose whole context but the last token is in the prefix cache
+    is re-admitted straight into decode: one decode sequence of context 33, no prefill."""
+    from agentwatt.traces.blocks import block_hashes
+    from agentwatt.traces.schema import Segment
+    st = state()
+    h = block_hashes([Segment("p", 48)], 16)
+    b = st.kv.allocate(2)
+    st.kv.register(b, h, 0, 2)
+    st.kv.release(b)
+    r = Request(0, 32, 5, h, 0.0)
+    r.num_generated = 1                    # as if preempted after its first token
+    st.waiting.append(r)
+    p = schedule(st)
+    assert p.items == [(r, 1)] and r.num_computed == 32
+    assert (p.decode_seqs, p.decode_ctx, p.prefill_tokens, p.prefill_attn) == (1, 33, 0, 0)
+
+
+def test_budget_edges_zero_and_one_token_left():
+    st = state(budget=16)
+    st.waiting.extend([req(0, 10, 5), req(1, 10, 5), req(2, 10, 5)])
+    p = schedule(st)
+    assert [n for _, n in p.items] == [10, 6] and len(st.waiting) == 1   # no budget: the third waits
+    st = state(budget=21)
+    st.waiting.extend([req(0, 10, 5), req(1, 10, 5), req(2, 10, 5)])
+    assert [n for _, n in schedule(st).items] == [10, 10, 1]              # one token left: used
+    st = state(budget=2)
+    a, b = req(0, 1, 5), req(1, 1, 5)
+    st.waiting.extend([a, b])
+    complete(st, schedule(st), 1.0)
+    p = schedule(st)                       # two running decodes, a budget of two tokens
+    assert p.items == [(a, 1), (b, 1)] and p.decode_seqs == 2
+
+
+def test_preemptions_are_counted_in_the_plan():
+    st = state(blocks=4)
+    r = req(0, 60, 10)
+    st.waiting.append(r)
+    preempted = 0
+    for t in range(1, 30):
+        plan = schedule(st)
+        preempted += plan.preempted
+        if plan.dropped:
+            break
+        complete(st, plan, float(t))
+    assert preempted == r.preemptions == 1
+
+
+def test_unpinning_that_frees_exactly_enough_admits_the_request():
+    st = state(blocks=10)
+    pin(st, st.kv.allocate(6))
+    r = req(0, 160, 2)                     # 10 blocks: all of them, once the pin is dropped
+    st.waiting.append(r)
+    p = schedule(st)
+    assert p.items == [(r, 160)] and not st.pins and st.kv.num_free == 0

@@ -108,3 +108,47 @@ def test_check_finds_each_kind_of_corruption():
     kv.cached[h[0]] = b[1]           # the cache maps a hash to a block holding another
     with pytest.raises(AssertionError, match="holds another"):
         kv.check()
+
+
+def test_a_stale_entry_is_skipped_when_allocating():
+    """A cached block taken from the middle of the free queue and freed again has a stale entry at
+    its old place: allocation skips it, so the block keeps its new (later) place in LRU order."""
+    kv = BlockManager(4, 16)
+    hs = [block_hashes([Segment(k, 16)], 16) for k in "ABCD"]
+    blocks = kv.allocate(4)
+    for b, h in zip(blocks, hs):
+        kv.register([b], h, 0, 1)
+    kv.release(blocks)                     # tail first: 3, 2, 1, 0
+    hit = kv.match_prefix(hs[2], 1)
+    assert hit == [2]
+    kv.take(hit)
+    kv.release(hit)                        # 2 goes to the back; its old entry is stale
+    assert kv.free_order() == [3, 1, 0, 2]
+    assert kv.allocate(2) == [3, 1]
+    kv.check()
+
+
+def test_compaction_keeps_every_free_block_in_order():
+    kv = BlockManager(8, 16)
+    hs = [block_hashes([Segment(k, 16)], 16) for k in "ABCDEFGH"]
+    blocks = kv.allocate(8)
+    for b, h in zip(blocks, hs):
+        kv.register([b], h, 0, 1)
+    kv.release(blocks)
+    for k in (5, 2, 6):                    # take from the middle and free again: stale entries
+        hit = kv.match_prefix(hs[k], 1)
+        kv.take(hit)
+        kv.release(hit)
+    before = kv.free_order()
+    assert queue_entries(kv) > len(before) == 8
+    kv._compact()
+    assert kv.free_order() == before and queue_entries(kv) == kv._entries == 8
+    kv.check()
+
+
+def test_counting_check_accepts_an_empty_and_a_full_pool():
+    kv = CountingBlockManager(4, 16)
+    kv.check()                             # all 4 free
+    kv.allocate(4)
+    kv.check()                             # none free
+    assert kv.allocate(1) is None
