@@ -110,7 +110,8 @@ def fig5_7_section(lab: Lab, st: Settings, stats: dict[str, dict[str, float]], o
         Row("decode share of GPU time", float(np.mean([s["decode"] for s in stats.values()])),
             "fig6.decode_share", "share", TOL, note="writing tokens one by one dominates the GPU's busy time"),
         Row("ShareGPT mean latency alone", float(lat["chatbot-sharegpt"].mean()), "table3.sharegpt_8b_latency_s", "s",
-            TOL, note="a chatbot answer; the 8B profile's memory bandwidth was fitted to this value"),
+            TOL, note="a chatbot answer; the 8B profile is built from other published measurements (not fitted to "
+                      "this value)"),
         Row("ShareGPT p95 latency alone", pct(lat["chatbot-sharegpt"], 95), "fig7.sharegpt_p95_s", "s", TOL,
             note="95 % of chatbot answers finish within this"),
         Row("ReAct-HotpotQA mean latency alone", float(lat["react-hotpotqa"].mean()), "sec4c.react_hotpotqa_mean_s",
