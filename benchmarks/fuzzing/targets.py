@@ -192,10 +192,30 @@ def scenario_target(data: dict, tmp_dir) -> str:
     return _outcome(lambda: run(load_scenario(path)))
 
 
+_HUGE = "\u0000huge\u0000"
+
+
+def _mark_huge(d):
+    if isinstance(d, dict):
+        return {k: _mark_huge(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_mark_huge(v) for v in d]
+    if isinstance(d, int) and not isinstance(d, bool) and abs(d) >= 10**4000:
+        return _HUGE + ("-" if d < 0 else "")
+    return d
+
+
+def json_text(data) -> str:
+    """``json.dumps`` that writes integers past int()'s 4,300-digit limit as 4,301 digits (json.dumps
+    itself refuses them)."""
+    text = json.dumps(_mark_huge(data), allow_nan=True)
+    return text.replace(json.dumps(_HUGE + "-"), "-" + "9" * 4301).replace(json.dumps(_HUGE), "9" * 4301)
+
+
 def profile_target(data: dict, tmp_dir) -> str:
     from agentwatt.core.profile import load_profile
     path = tmp_dir / "p.json"
-    path.write_text(json.dumps(data, allow_nan=True), encoding="utf-8")
+    path.write_text(json_text(data), encoding="utf-8")
     return _outcome(lambda: load_profile(path))
 
 
