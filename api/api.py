@@ -75,12 +75,18 @@ def scenario_to_dict(sc: Scenario) -> dict[str, Any]:
         profile = os.path.abspath(profile)
     return {
         "name": sc.name, "profile": profile,
-        "run": asdict(sc.run), "fleet": asdict(sc.fleet),
+        "run": asdict(sc.run),
+        # with [disaggregation] the pools size the fleet: leave replicas out so they can be overridden
+        "fleet": {k: v for k, v in asdict(sc.fleet).items() if k != "replicas" or sc.disaggregation is None},
         "engine": {k: v for k, v in asdict(sc.engine).items() if v is not None},
         "router": asdict(sc.router),
         "facility": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(sc.facility).items()
                      if v is not None},
         "workload": [_workload_dict(w, BUNDLED_TRACES) for w in sc.workload],
+        **({"autoscale": {k: v for k, v in asdict(sc.autoscale).items() if v is not None}}
+           if sc.autoscale is not None else {}),
+        **({"disaggregation": {k: v for k, v in asdict(sc.disaggregation).items() if v is not None}}
+           if sc.disaggregation is not None else {}),
     }
 
 
@@ -205,7 +211,7 @@ class SweepResults:
         df = self.summary[self.summary["metric"] == name]
         if df.empty:
             raise InputError(f"metric {name!r}: not in the sweep summary (try session_e2e_s.p99, ttft_s.p90, "
-                             f"avg_power_w)")
+                             f"gpu_avg_power_w)")
         return df.reset_index(drop=True)
 
 

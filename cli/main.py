@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from agentwatt.cli.options import SEED_RANGE, finite_float, no_plots_option, out_option, set_option
+from agentwatt.cli.options import SEED_RANGE, finite_float, no_plots_option, no_report_option, out_option, set_option
 from agentwatt.core.errors import AgentwattError
 
 
@@ -68,7 +68,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", type=SEED_RANGE, default=None, help="Override the scenario's seed.")
 @out_option(Path("results"), "Folder for summary.json, Parquet tables and PNG plots.")
 @no_plots_option
-def simulate(scenario: Path | None, sets: tuple[str, ...], seed: int | None, out_dir: Path, no_plots: bool) -> None:
+@no_report_option
+def simulate(scenario: Path | None, sets: tuple[str, ...], seed: int | None, out_dir: Path, no_plots: bool,
+             no_report: bool) -> None:
     """Simulate SCENARIO (a TOML file; the built-in default scenario when omitted)."""
     from agentwatt.cli.options import load_with_sets
     from agentwatt.sim.output import check_results_folder, write_results
@@ -81,6 +83,9 @@ def simulate(scenario: Path | None, sets: tuple[str, ...], seed: int | None, out
                f"seed {sc.run.seed}, arrivals for {sc.run.duration_s:g} s")
     res = run(sc, progress=sys.stderr.isatty())
     written = write_results(res, out_dir, plots=not no_plots)
+    if not no_report:
+        from agentwatt.cli.options import write_html_report
+        written["report"] = write_html_report(out_dir)
     click.echo(format_summary(res.summary))
     if res.summary["calls_dropped"]:
         click.echo(f"warning: {res.summary['calls_dropped']} LLM call(s) dropped: prompt + output longer than a "
@@ -103,21 +108,34 @@ def format_summary(s: dict) -> str:
                  f"sessions {s['sessions_completed']}/{s['sessions_arrived']} completed "
                  f"({s['sessions_in_flight']} in flight, {s['sessions_dropped']} dropped); "
                  f"LLM calls {s['calls_completed']}/{s['calls_submitted']}")
-    hdr = f"{'metric':<16}{'mean':>10}{'p50':>10}{'p90':>10}{'p99':>10}"
-    lines.append(hdr)
-    for key, label in (("ttft_s", "TTFT s"), ("tpot_s", "TPOT ms"), ("call_e2e_s", "call e2e s"),
-                       ("session_e2e_s", "session e2e s")):
-        d = s[key]
+    from agentwatt.sim.labels import stat_words
+    from agentwatt.sim.report import pct_key
+    stats = ["mean", *(pct_key(p) for p in s.get("percentiles", (50, 90, 99)))]
+    lines.append(f"{'metric':<16}" + "".join(f"{stat_words(k):>10}" for k in stats))
+    for key, label in (("queue_s", "queue s"), ("ttft_s", "TTFT s"), ("tpot_s", "TPOT ms"),
+                       ("call_e2e_s", "call e2e s"), ("session_e2e_s", "session e2e s")):
+        d = s.get(key) or {}
         scale = 1e3 if key == "tpot_s" else 1.0
-        lines.append(f"{label:<16}" + "".join(f"{_fmt(d.get(k), scale=scale):>10}" for k in ("mean", "p50", "p90", "p99")))
+        lines.append(f"{label:<16}" + "".join(f"{_fmt(d.get(k), scale=scale):>10}" for k in stats))
+    mw = s.get("metrics_window") or {}
+    if mw.get("steady_state"):
+        lines.append(f"steady state: latencies, throughput and power over {mw['start_s']:.0f}-{mw['end_s']:.0f} s "
+                     f"(warm-up and drain left out)")
+    tp = s.get("throughput") or {}
+    if tp.get("calls_per_s") is not None:
+        lines.append(f"throughput {_fmt(tp['sessions_per_s'])} sessions/s, {_fmt(tp['calls_per_s'])} calls/s, "
+                     f"{_fmt(tp['output_tokens_per_s'])} output tokens/s "
+                     f"({_fmt(tp['output_tokens_per_s_per_gpu'])} per GPU)")
     lines.append(f"GPU utilisation {_fmt(s['gpu_utilization'], '%', 100)}, prefix-cache hit rate "
                  f"{_fmt(s['prefix_cache_hit_rate'], '%', 100)}, KV peak {_fmt(s['kv_peak_utilization'], '%', 100)}, "
                  f"preemptions {s['preemptions']}")
     if s.get("energy_available"):
         lines.append(f"GPU energy {_fmt(s['gpu_energy_j'], ' kJ', 1e-3)} (idle {_fmt(s['gpu_idle_energy_j'], ' kJ', 1e-3)}), "
-                     f"avg power {_fmt(s['avg_power_w'], ' W')}, peak {_fmt(s['peak_power_w'], ' W')}, "
-                     f"energy/session {_fmt(s['energy_per_session_j'], ' Wh', 1 / 3600)} "
-                     f"({_fmt(s['energy_per_session_with_idle_j'], ' Wh', 1 / 3600)} with idle)")
+                     f"avg power {_fmt(s['gpu_avg_power_w'], ' W')}, peak {_fmt(s['gpu_peak_power_w'], ' W')}, "
+                     f"energy/session {_fmt(s['gpu_energy_per_session_j'], ' Wh', 1 / 3600)} "
+                     f"({_fmt(s['gpu_energy_per_session_with_idle_j'], ' Wh', 1 / 3600)} with idle), "
+                     f"{_fmt(s.get('gpu_energy_per_output_token_j'), ' J')}/output token "
+                     f"({_fmt(s.get('gpu_energy_per_token_j'), ' J')}/token)")
         fp, pv = s["facility_power"], s["provisioning"]
         lines.append(f"facility (GPUs + hosts + network) × PUE: {_fmt(fp['mean_w'], ' kW', 1e-3)} average, "
                      f"{_fmt(fp['p95_w'], ' kW', 1e-3)} P95, {_fmt(fp['peak_w'], ' kW', 1e-3)} peak; nameplate "
@@ -133,9 +151,18 @@ def format_summary(s: dict) -> str:
         e2e = a["session_e2e_s"]
         lines.append(f"  {agent:<22} sessions {a['sessions_completed']:>6}, calls/session "
                      f"{_fmt(a['llm_calls_per_session'])}, e2e p50 {_fmt(e2e['p50'])} s p99 {_fmt(e2e['p99'])} s, "
-                     f"energy/session {_fmt(a['energy_per_session_j'], ' Wh', 1 / 3600)}")
+                     f"energy/session {_fmt(a['gpu_energy_per_session_j'], ' Wh', 1 / 3600)}")
     lines += [f"warning: {w}" for w in s.get("warnings", [])]
     return "\n".join(lines)
+
+
+@main.command("report")
+@click.argument("folder", type=click.Path(path_type=Path))
+def report_cmd(folder: Path) -> None:
+    """Write FOLDER/report.html: one self-contained, interactive HTML file (opens offline) for a folder
+    written by simulate, sweep or plan."""
+    from agentwatt.cli.options import write_html_report
+    click.echo(f"wrote {write_html_report(folder)}")
 
 
 @main.group("power")
@@ -149,10 +176,16 @@ def power_grp() -> None:
 @click.option("--measured-column", default=None, help="Power column of MEASURED (default power_w/gpu_power_w).")
 @click.option("--simulated-column", default=None, help="Power column of SIMULATED (default gpu_power_w).")
 @click.option("--shift-s", type=float, default=0.0, help="Add this to the simulated times before matching.")
-def power_compare(measured: Path, simulated: Path, measured_column, simulated_column, shift_s: float) -> None:
-    """Energy error, ACF R², KS distance and P95/P99 error on matched 1 s means."""
+@click.option("--dcgm-interval-ms", type=click.FloatRange(min=0, min_open=True), default=1000.0, show_default=True,
+              help="Sampling interval of a dcgmi dmon MEASURED file (its -d; dmon writes no times).")
+def power_compare(measured: Path, simulated: Path, measured_column, simulated_column, shift_s: float,
+                  dcgm_interval_ms: float) -> None:
+    """Energy error, ACF R², KS distance and P95/P99 error on matched 1 s means.
+
+    MEASURED: our CSV/Parquet (time_s or timestamp, power_w), nvidia-smi --query-gpu CSV, dcgmi dmon
+    output or a Zeus power-timeline JSON (GPUs summed); SIMULATED: a results folder or its power.parquet."""
     from agentwatt.validate.powercompare import compare, read_power_series
-    mt, mw = read_power_series(measured, measured_column)
+    mt, mw = read_power_series(measured, measured_column, dcgm_interval_s=dcgm_interval_ms / 1e3)
     st, sw = read_power_series(simulated, simulated_column)
     r = compare(mt, mw, st + shift_s, sw)
     click.echo(f"compared {r['seconds_compared']} s of 1 s means")

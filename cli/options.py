@@ -2,6 +2,7 @@
 
 * ``--out``       where results go (a folder for commands that write several files);
 * ``--no-plots``  skip the PNG plots;
+* ``--no-report`` skip the interactive HTML report (``report.html``);
 * ``--set KEY=VALUE``  a scenario override by dotted key (``fleet.replicas=4``,
   ``workload.1.rate_per_s=2``), value a TOML scalar, repeatable (``sweep`` takes ``V1,V2,...``).
 """
@@ -32,6 +33,21 @@ def finite_float(ctx, param, value):
 
 def no_plots_option(fn):
     return click.option("--no-plots", "no_plots", is_flag=True, help="Skip the PNG plots.")(fn)
+
+
+def no_report_option(fn):
+    return click.option("--no-report", "no_report", is_flag=True,
+                        help="Skip report.html (the interactive, self-contained HTML report).")(fn)
+
+
+def write_html_report(folder: Path) -> Path:
+    """``report.html`` of a folder written by simulate, sweep, plan or paper."""
+    from agentwatt.sim.html import write_report
+    if (Path(folder) / "report.json").exists() and not (Path(folder) / "summary.json").exists():
+        from agentwatt.paper.html import paper_report
+        return write_report(folder, paper_report(folder))
+    from agentwatt.plan.html import report_for
+    return write_report(folder, report_for(folder))
 
 
 def set_option(fn):

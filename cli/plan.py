@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from agentwatt.cli.options import no_plots_option, out_option, set_option
+from agentwatt.cli.options import no_plots_option, no_report_option, out_option, set_option, write_html_report
 
 _RUNNER_OPTIONS = [
     click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -55,9 +55,10 @@ def _num(v: float | None, digits: int = 4) -> str:
               help="Level of the per-point confidence intervals in sweep_summary.parquet.")
 @click.option("--metric", default="session_e2e_s.p99", show_default=True, help="Metric to print and plot.")
 @no_plots_option
+@no_report_option
 @_runner_options
 def sweep_cmd(scenario: Path | None, sets: tuple[str, ...], grid_file: Path | None, seeds: int | None,
-              out_dir: Path, confidence: float, metric: str, no_plots: bool, scheduler: str | None,
+              out_dir: Path, confidence: float, metric: str, no_plots: bool, no_report: bool, scheduler: str | None,
               workers: int | None, serial: bool, progress: bool) -> None:
     """Run SCENARIO over a grid of overrides × seeds; resumable (finished runs are kept and skipped)."""
     from agentwatt.plan.runners import SerialRunner, open_runner
@@ -78,6 +79,8 @@ def sweep_cmd(scenario: Path | None, sets: tuple[str, ...], grid_file: Path | No
                     progress=progress and sys.stderr.isatty())
     finally:
         runner.close()
+    if not no_report:
+        res.files["report"] = write_html_report(out_dir)
     click.echo(format_sweep(res.summary, metric))
     click.echo(f"{res.runs_done_now} run(s) in {res.wall_s:.1f} s; wrote {len(res.files)} files to {out_dir}/: "
                + ", ".join(p.name for p in res.files.values()))
@@ -87,10 +90,11 @@ def format_sweep(summary, metric: str, max_rows: int = 40) -> str:
     """One line per point: its parameters, then ``metric`` mean [CI] over seeds."""
     df = summary[summary["metric"] == metric]
     if df.empty:
-        return f"--metric {metric}: not in the summary (try session_e2e_s.p99, ttft_s.p90, avg_power_w)"
+        return f"--metric {metric}: not in the summary (try session_e2e_s.p99, ttft_s.p90, gpu_avg_power_w)"
     params = [c for c in df.columns if c.startswith("param.")]
     conf = df["confidence"].iloc[0]
-    lines = [f"{metric}: mean over seeds [{conf:.0%} CI]"]
+    lines = [f"{metric}: mean over seeds [{conf:.0%} CI; on the log scale when every value is positive], "
+             f"n = seeds"]
     shown = df.head(max_rows)
     labels = [", ".join(f"{p.removeprefix('param.')}={row[p]}" for p in params) or "(scenario as is)"
               for _, row in shown.iterrows()]
@@ -120,11 +124,13 @@ def format_sweep(summary, metric: str, max_rows: int = 40) -> str:
 @set_option
 @out_option(Path("plan"), "Result store and plan.json, plan.png.")
 @click.option("--no-plots", "--no-plot", "no_plots", is_flag=True, help="Skip plan.png.")
+@no_report_option
 @_runner_options
 @click.pass_context
 def plan_cmd(ctx: click.Context, scenario: Path | None, slos: tuple[str, ...], power_budget_mw: float | None,
              param: str, lo: int, hi: int, seeds: int, confidence: float, sets: tuple[str, ...], out_dir: Path,
-             no_plots: bool, scheduler: str | None, workers: int | None, serial: bool, progress: bool) -> None:
+             no_plots: bool, no_report: bool, scheduler: str | None, workers: int | None, serial: bool,
+             progress: bool) -> None:
     """Find the smallest fleet for SCENARIO meeting the SLOs with stated confidence, within a power budget."""
     from agentwatt.cli.options import parse_sets
     from agentwatt.plan.plan import check_plan_inputs, parse_slo, plan
@@ -138,17 +144,20 @@ def plan_cmd(ctx: click.Context, scenario: Path | None, slos: tuple[str, ...], p
     runner = open_runner(scheduler, workers, serial)
     try:
         click.echo(f"plan: smallest {param} in {lo}..{hi} with " + " and ".join(s.text for s in parsed)
-                   + f" ({confidence:.0%} one-sided t-bound of the mean over {seeds} seeds)"
+                   + f" ({confidence:.0%} one-sided t-bound over {seeds} seeds, log scale for positive metrics)"
                    + (f" within {power_budget_mw:g} MW peak" if budget_w else "") + f"; on {runner.describe()}")
         res = plan(scenario, parsed, out_dir, runner, param=param, lo=lo, hi=hi, seeds=seeds, confidence=confidence,
                    budget_w=budget_w, fixed=fixed, plot=not no_plots, progress=progress and sys.stderr.isatty())
     finally:
         runner.close()
+    if not no_report:
+        write_html_report(out_dir)
     if res.answer is None:
         click.echo(f"no answer: {res.reason} (details: {out_dir}/plan.json)", err=True)
         ctx.exit(1)
     click.echo(format_plan(res))
-    click.echo(f"wrote {out_dir}/plan.json" + ("" if no_plots else f", {out_dir}/plan.png"))
+    click.echo(f"wrote {out_dir}/plan.json" + ("" if no_plots else f", {out_dir}/plan.png")
+               + ("" if no_report else f", {out_dir}/report.html"))
 
 
 def format_plan(res) -> str:
@@ -193,14 +202,14 @@ def _power_lines(res, a) -> list[str]:
         return ["power: unavailable (the profile has no power model)"]
     fac = a.power_source == "facility"
     note = "facility" if fac else "GPU only: the summary has no facility_peak_power_w"
-    line = f"power: peak {_power(a.peak_power_w)} ({note}, max over seeds)"
+    line = f"power: peak {_power(a.budget_peak_power_w)} ({note}, max over seeds)"
     if res.budget_w is not None:
-        line += f", budget {_power(res.budget_w)}: {_power(res.budget_w - a.peak_power_w)} to spare"
-    avg = f"average {_power(a.mean('avg_power_w'))} GPU"
+        line += f", budget {_power(res.budget_w)}: {_power(res.budget_w - a.budget_peak_power_w)} to spare"
+    avg = f"average {_power(a.mean('gpu_avg_power_w'))} GPU"
     if fac and a.mean("facility_avg_power_w") is not None:
-        avg = f"average {_power(a.mean('facility_avg_power_w'))} facility, {_power(a.mean('avg_power_w'))} GPU"
+        avg = f"average {_power(a.mean('facility_avg_power_w'))} facility, {_power(a.mean('gpu_avg_power_w'))} GPU"
     lines = [f"{line}; {avg}"]
-    e, ef = a.mean("energy_per_session_j"), a.mean("facility_energy_per_session_j")
+    e, ef = a.mean("gpu_energy_per_session_j"), a.mean("facility_energy_per_session_j")
     if e is not None:
         text = f"energy per session: {e / 3600:.3g} Wh GPU (busy + idle share)"
         if ef is not None:

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     for size, a in sorted(result.evaluated.items()):
         c = a.checks[0]
         print(f"{size:>3} replicas: p99 {c.mean:7.1f} s (bound {c.bound:7.1f} s) "
-              f"{'meets' if a.meets_slo else 'misses'} the SLO; peak power {a.peak_power_w / 1e3:.1f} kW")
+              f"{'meets' if a.meets_slo else 'misses'} the SLO; peak power {a.budget_peak_power_w / 1e3:.1f} kW")
     print(f"answer: {result.answer} replicas" if result.answer else f"no answer: {result.reason}")
     print(f"wrote {out / 'plan.png'} and {out / 'plan.json'}")
 

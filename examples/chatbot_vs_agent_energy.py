@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     for i, r in enumerate(rows.values()):
         ax.text(i, r["wh"], f"{r['wh'] / base:.0f}×", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(x, list(rows), fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("GPU Wh per task (log)")
+    # a linear axis: stacked bars on a log axis hide the smallest bar (the chatbot's) and misstate the shares
+    ax.set_ylabel("GPU Wh per task")
+    ax.margins(y=0.1)
     ax.set_title("One task at a time on one A100 (label: × a chatbot answer)")
     ax.legend(fontsize=8)
     save(fig, out / "energy_per_task.png")

@@ -22,6 +22,7 @@ import sys
 import numpy as np
 from _common import parse_args, plt, save, scenario
 
+from agentwatt.sim.plots import ccdf
 from agentwatt.sim.report import call_metrics
 from agentwatt.sim.run import run
 
@@ -44,15 +45,12 @@ def main(argv: list[str] | None = None) -> None:
               f"{s['prompt_tokens'] / max(1, s['calls_completed']):,.0f} tokens/call, cache hit "
               f"{100 * (s['prefix_cache_hit_rate'] or 0):.0f} %, TTFT p50 {s['ttft_s']['p50']:.2f} s p99 "
               f"{s['ttft_s']['p99']:.1f} s, GPU busy {100 * s['gpu_utilization']:.0f} %, "
-              f"{s['energy_per_session_j'] / 3600:.0f} Wh/session")
+              f"{s['gpu_energy_per_session_j'] / 3600:.0f} Wh/session")
     p = plt()
     fig, (a, b) = p.subplots(1, 2, figsize=(12, 3.8))
     for rate, r in results.items():
-        t = np.sort(call_metrics(r.calls)["ttft_s"].dropna().to_numpy())
-        a.plot(t, np.arange(1, len(t) + 1) / len(t), label=f"{rate:g} sessions/s")
-    a.set_xscale("log")
+        ccdf(a, call_metrics(r.calls)["ttft_s"], f"{rate:g} sessions/s")
     a.set_xlabel("time to first token per call (s)")
-    a.set_ylabel("fraction ≤ x")
     a.set_title("Claude Code calls on one 70B replica")
     a.legend(fontsize=8)
     low = results[rates[0]]

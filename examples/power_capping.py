@@ -1,7 +1,7 @@
 """Power capping: peak power vs tail latency.
 
 Covers: ``[facility] gpu_cap_w`` (a cap lowers the clock: compute-bound prefill slows, memory-bound
-decode barely does), ``peak_power_w`` / ``facility_power`` (peak and P95 of the power series),
+decode barely does), ``gpu_peak_power_w`` / ``facility_power`` (peak and P95 of the power series),
 ``provisioning.cap_binding_share_of_busy_time`` and session tail latency.
 
 Scenario: two A100s serving a chat + ReAct mix at a steady load. We cap every GPU at 400 (no cap),
@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> None:
         fac = {} if cap is None else {"gpu_cap_w": cap}
         s = run(scenario(f"cap {cap}", wl, replicas=2, duration_s=40.0 if fast else 240.0, drain_s=600.0,
                          facility=fac)).summary
-        rows.append({"cap": cap or 400.0, "p99": s["session_e2e_s"]["p99"], "gpu_peak_kw": s["peak_power_w"] / 1e3,
+        rows.append({"cap": cap or 400.0, "p99": s["session_e2e_s"]["p99"], "gpu_peak_kw": s["gpu_peak_power_w"] / 1e3,
                      "fac_p95_kw": s["facility_power"]["p95_w"] / 1e3,
-                     "wh": s["energy_per_session_with_idle_j"] / 3600,
+                     "wh": s["gpu_energy_per_session_with_idle_j"] / 3600,
                      "binding": s["provisioning"]["cap_binding_share_of_busy_time"] or 0.0})
         r = rows[-1]
         print(f"cap {r['cap']:5.0f} W/GPU: p99 {r['p99']:6.1f} s  GPU peak {r['gpu_peak_kw']:.2f} kW  facility P95 "
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         a.annotate(f"{r['cap']:.0f} W", (r["gpu_peak_kw"], r["p99"]), fontsize=8, xytext=(4, 4),
                    textcoords="offset points")
+    a.margins(x=0.15, y=0.12)   # room for the cap labels inside the axes
     a.set_xlabel("peak GPU power of the two replicas (kW)")
     a.set_ylabel("session p99 latency (s)")
     a.set_title("trade-off: provisioned power vs tail latency")

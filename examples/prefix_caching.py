@@ -18,6 +18,7 @@ import sys
 import numpy as np
 from _common import parse_args, plt, save, scenario
 
+from agentwatt.sim.plots import ccdf
 from agentwatt.sim.report import call_metrics
 from agentwatt.sim.run import run
 
@@ -38,17 +39,14 @@ def main(argv: list[str] | None = None) -> None:
               f"{s['session_e2e_s']['p99']:.1f} s; KV mean {100 * s['kv_mean_utilization']:.1f} % peak "
               f"{100 * s['kv_peak_utilization']:.0f} %")
     p = plt()
-    fig, (a, b, c) = p.subplots(1, 3, figsize=(13, 3.6))
+    fig, (a, b, c) = p.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
     labels = ["caching on", "caching off"]
     a.bar(labels, [res[o].summary["prefill_tokens_computed"] / 1e6 for o in (True, False)])
     a.set_ylabel("prefill tokens computed (millions)")
     a.set_title("work: prompt tokens the GPU computed")
     for on, label in zip((True, False), labels):
-        t = np.sort(call_metrics(res[on].calls)["ttft_s"].dropna().to_numpy())
-        b.plot(t, np.arange(1, len(t) + 1) / len(t), label=label)
-    b.set_xscale("log")
+        ccdf(b, call_metrics(res[on].calls)["ttft_s"], label)
     b.set_xlabel("time to first token per LLM call (s)")
-    b.set_ylabel("fraction ≤ x")
     b.legend(fontsize=8)
     b.set_title("latency: waiting for the first token")
     x = np.arange(2)

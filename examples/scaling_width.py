@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
               f"accuracy proxy {100 * rows[-1][4]:.0f} %")
     w, mean, p95, wh, acc = map(np.array, zip(*rows))
     p = plt()
-    fig, (a, b) = p.subplots(1, 2, figsize=(11, 3.8))
+    fig, (a, b) = p.subplots(1, 2, figsize=(12, 3.8), layout="constrained")   # the twin axis label needs room
     a.plot(w, mean, marker="o", label="mean")
     a.plot(w, p95, marker="s", label="p95")
     a.set_xscale("log", base=2)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     a.set_ylabel("task latency alone (s)")
     a.legend(fontsize=8)
     a2 = a.twinx()
-    a2.plot(w, 100 * acc, color="green", ls="--", marker="^")
+    a2.plot(w, 100 * acc, color="green", ls="--", marker="^", label="accuracy proxy")
     a2.set_ylabel("accuracy proxy (%)", color="green")
     a2.set_ylim(0, 100)
     a.set_title("latency and accuracy vs width")
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     b.set_title("energy per task vs width")
     for ax in (a, b):
         ax.grid(alpha=0.3)
+        ax.set_xticks(w, [f"{v:g}" for v in w])   # the widths themselves, not powers of two
+        ax.minorticks_off()
     save(fig, out / "width_latency_energy.png")
 
 

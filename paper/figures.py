@@ -66,7 +66,7 @@ def load_curves(curves: dict[str, dict[str, list]], limits: dict[str, float], kn
                 path: Path) -> Path:
     """p95 latency against offered QPS; ``curves[workload][label] = [(rate, p95, stable), ...]``."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.6))
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.6), layout="constrained")  # no overlapping y labels
     for ax, (name, by_label) in zip(np.atleast_1d(axes), curves.items()):
         for label, pts in by_label.items():
             r = [p[0] for p in pts]

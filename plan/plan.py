@@ -4,9 +4,11 @@ a power budget.
 Decision rule, for each fleet size (the value of ``--param``, default ``fleet.replicas``):
 
 * the size is run with ``seeds`` seeds (seed i = the scenario's seed + i);
-* an SLO ``METRIC<=X`` holds when the one-sided upper t-bound of METRIC's mean over the seeds, at
-  ``confidence``, is <= X (``>=``: the lower bound is >= X). A seed without a value (no session
-  finished) fails the SLO;
+* an SLO ``METRIC<=X`` holds when the one-sided upper t-bound of METRIC over the seeds, at
+  ``confidence``, is <= X (``>=``: the lower bound is >= X); the bound is taken on the log scale
+  when every value is positive (``plan/uncertainty.py``), so it respects the metric's range. A seed
+  without a value (no session finished) fails the SLO. METRIC is a flattened summary key such as
+  ``session_e2e_s.p95`` or ``ttft_s.p99.9`` (written ``p99_9`` in the summary; either spelling works);
 * a size also fails if any seed leaves sessions in flight at the drain timeout: its percentiles
   count finished sessions only and would flatter an overloaded fleet;
 * the answer is the smallest size that meets every SLO, found by an exponential probe from
@@ -14,8 +16,9 @@ Decision rule, for each fleet size (the value of ``--param``, default ``fleet.re
   fleet never makes the metric worse. Evaluated sizes are cached (in memory and in the result
   store, so reruns and sweeps over the same points are free);
 * the power budget is then checked at that size against the peak power, taken as the largest over
-  the seeds of ``facility_peak_power_w`` when the summary has it, else of ``peak_power_w`` (GPU
-  only). Power grows with the fleet, so if the smallest SLO-meeting fleet is over budget, no size is.
+  the seeds of ``facility_peak_power_w`` when the summary has it, else of ``gpu_peak_power_w`` (GPU
+  only): ``budget_peak_power_w`` in plan.json, beside both named peaks. Power grows with the
+  fleet, so if the smallest SLO-meeting fleet is over budget, no size is.
 """
 from __future__ import annotations
 
@@ -34,8 +37,9 @@ from agentwatt.plan.store import ResultStore, RunSpec, flatten
 from agentwatt.plan.uncertainty import check_confidence, mean_ci, one_sided_bound
 
 FILES = {"plot": "plan.png", "result": "plan.json"}
-POWER_KEYS = (("facility_peak_power_w", "facility"), ("peak_power_w", "GPU only"))
+POWER_KEYS = (("facility_peak_power_w", "facility"), ("gpu_peak_power_w", "GPU only"))
 _SLO = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(<=|>=|<|>)\s*([^\s<>=]+)\s*$")
+_DOTTED_PCT = re.compile(r"\.p(\d+)\.(\d+)$")   # session_e2e_s.p99.9 → session_e2e_s.p99_9 (summary spelling)
 
 
 # ------------------------------------------------------------------------------ SLOs
@@ -77,7 +81,7 @@ def parse_slo(text: str) -> SLO:
         raise InputError(f"--slo {text}: {m.group(3)!r}: expected a number") from None
     if not math.isfinite(threshold):
         raise InputError(f"--slo {text}: expected a finite threshold")
-    return SLO(m.group(1), m.group(2), threshold)
+    return SLO(_DOTTED_PCT.sub(r".p\1_\2", m.group(1)), m.group(2), threshold)
 
 
 # ------------------------------------------------------------------------------ assessing one size
@@ -99,13 +103,18 @@ class SizeAssessment:
     seeds: tuple[int, ...]
     checks: tuple[SLOCheck, ...]
     unfinished_seeds: tuple[int, ...]   # seeds with sessions still in flight at the drain timeout
-    peak_power_w: float | None          # largest over seeds
-    power_source: str | None            # "facility" or "GPU only"
+    budget_peak_power_w: float | None   # largest over seeds of the peak checked against a budget
+    power_source: str | None            # which peak that is: "facility" or "GPU only"
     rows: tuple[dict[str, Any], ...] = field(repr=False, default=())
 
     @property
     def meets_slo(self) -> bool:
         return all(c.ok for c in self.checks) and not self.unfinished_seeds
+
+    def max(self, key: str) -> float | None:
+        vals = [r.get(key) for r in self.rows]
+        vals = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return float(max(vals)) if vals else None
 
     def mean(self, key: str) -> float | None:
         vals = [r.get(key) for r in self.rows]
@@ -137,7 +146,8 @@ def assess(size: int, rows: list[dict[str, Any]], slos: list[SLO], confidence: f
             peak, source = float(max(vals)), label
             break
     return SizeAssessment(size=size, seeds=tuple(r["seed"] for r in rows), checks=tuple(checks),
-                          unfinished_seeds=unfinished, peak_power_w=peak, power_source=source, rows=tuple(rows))
+                          unfinished_seeds=unfinished, budget_peak_power_w=peak, power_source=source,
+                          rows=tuple(rows))
 
 
 # ------------------------------------------------------------------------------ the search
@@ -209,11 +219,14 @@ class PlanResult:
         for size, a in sorted(self.evaluated.items()):
             row: dict[str, Any] = {"size": size, "seeds": len(a.seeds), "meets_slo": a.meets_slo,
                                    "unfinished_seeds": len(a.unfinished_seeds), "gpus": a.mean("gpus"),
-                                   "peak_power_w": a.peak_power_w, "power_source": a.power_source,
-                                   "avg_power_w": a.mean("avg_power_w"),
+                                   "budget_peak_power_w": a.budget_peak_power_w, "power_source": a.power_source,
+                                   "gpu_peak_power_w": a.max("gpu_peak_power_w"),
+                                   "facility_peak_power_w": a.max("facility_peak_power_w"),
+                                   "gpu_avg_power_w": a.mean("gpu_avg_power_w"),
                                    "facility_avg_power_w": a.mean("facility_avg_power_w")}
             for c in a.checks:
-                row.update({f"{c.slo.metric}.mean": c.mean, f"{c.slo.metric}.bound": c.bound,
+                row.update({f"{c.slo.metric}.n": sum(math.isfinite(v) for v in c.values),
+                            f"{c.slo.metric}.mean": c.mean, f"{c.slo.metric}.bound": c.bound,
                             f"{c.slo.metric}.ci_low": c.ci_low, f"{c.slo.metric}.ci_high": c.ci_high,
                             f"{c.slo.metric}.ok": c.ok})
             rows.append(row)
@@ -331,13 +344,13 @@ def _decide(planner: Planner, smallest: int | None, lo: int, hi: int, budget_w: 
         reason = f"no {planner.param} in {lo}..{hi} meets {slo_text} with {conf}: at {hi}, {why}"
     elif budget_w is not None:
         a = ev[smallest]
-        if a.peak_power_w is None:
+        if a.budget_peak_power_w is None:
             raise InputError("--power-budget-mw: the summaries have no peak power (the profile has no power "
                              "model): expected a profile with power, or no budget")
-        if a.peak_power_w > budget_w:
+        if a.budget_peak_power_w > budget_w:
             answer = None
             reason = (f"the smallest {planner.param} meeting {slo_text} with {conf} is {smallest}, but its peak "
-                      f"power {a.peak_power_w / 1e6:.4g} MW ({a.power_source}) exceeds the budget "
+                      f"power {a.budget_peak_power_w / 1e6:.4g} MW ({a.power_source}) exceeds the budget "
                       f"{budget_w / 1e6:.4g} MW, and bigger fleets draw more")
     bad = [s for s, a in ev.items() if smallest is not None and s > smallest and not a.meets_slo]
     return PlanResult(param=planner.param, lo=lo, hi=hi, slos=list(planner.slos), confidence=planner.confidence,

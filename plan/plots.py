@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agentwatt.sim.plots import pyplot, save_figure
+from agentwatt.sim.labels import is_count, label
+from agentwatt.sim.plots import integer_ticks, pyplot, save_figure
 
 SWEEP_FILES = {"metric_png": "sweep_metric.png", "pareto_png": "sweep_pareto.png",
                "power_load_png": "sweep_power_load.png"}
@@ -30,7 +31,7 @@ def _yerr(df: pd.DataFrame) -> np.ndarray:
 
 
 def _label(row: pd.Series, params: list[str]) -> str:
-    return ", ".join(f"{p.removeprefix('param.')}={row[p]}" for p in params)
+    return ", ".join(f"{label(p)}={row[p]}" for p in params)
 
 
 def metric_vs_param(summary: pd.DataFrame, metric: str, path: Path) -> Path | None:
@@ -47,14 +48,16 @@ def metric_vs_param(summary: pd.DataFrame, metric: str, path: Path) -> Path | No
     for key, g in groups:
         g = g.sort_values(x)
         key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{p.removeprefix('param.')}={v}" for p, v in zip(others, key)) or None
+        name = ", ".join(f"{label(p)}={v}" for p, v in zip(others, key)) or None
         ax.errorbar(g[x].astype(str) if g[x].dtype == object else g[x], g["mean"], yerr=_yerr(g),
-                    marker="o", capsize=3, label=label)
+                    marker="o", capsize=3, label=name)
     conf = df["confidence"].iloc[0]
     _log_if_wide(ax, df["mean"])
-    ax.set_xlabel(x.removeprefix("param."))
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric}: mean over seeds, {conf:.0%} CI")
+    if is_count(x) and df[x].dtype != object:
+        integer_ticks(ax.xaxis)
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(metric))
+    ax.set_title(f"mean over seeds, {conf:.0%} interval (n = {int(df['n'].max())} seeds)")
     ax.grid(alpha=0.3)
     if others:
         ax.legend(fontsize=7)
@@ -101,17 +104,18 @@ def pareto_cost_latency(summary: pd.DataFrame, metric: str, path: Path) -> Path 
     for i, (key, g) in enumerate(groups):
         f = g[pareto_front(g["gpus"].to_numpy(float), g["mean"].to_numpy(float))].sort_values("gpus")
         key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{p.removeprefix('param.')}={v}" for p, v in zip(loads, key))
+        name = ", ".join(f"{label(p)}={v}" for p, v in zip(loads, key))
         ax.step(f["gpus"], f["mean"], where="post", color=f"C{i % 10}", marker="o",
-                label=f"Pareto front{': ' + label if label else ''}")
+                label=f"Pareto front{': ' + name if name else ''}")
         if len(df) <= 24 and params and not loads:
             for _, row in f.iterrows():
                 ax.annotate(_label(row, params), (row["gpus"], row["mean"]), fontsize=6, xytext=(4, 4),
                             textcoords="offset points")
     _log_if_wide(ax, df["mean"])
-    ax.set_xlabel("GPUs")
-    ax.set_ylabel(metric)
-    ax.set_title(f"cost vs {metric} (mean over seeds, CI bars)")
+    integer_ticks(ax.xaxis)
+    ax.set_xlabel(label("gpus"))
+    ax.set_ylabel(label(metric))
+    ax.set_title("cost against latency (mean over seeds, interval bars)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return save_figure(fig, path)
@@ -123,8 +127,8 @@ def power_vs_load(summary: pd.DataFrame, path: Path) -> Path | None:
     ``fleet.replicas`` was swept."""
     fac = _metric(summary, "facility_avg_power_w")
     base = "facility" if not fac.empty and fac["mean"].notna().all() else "GPU"
-    avg = fac if base == "facility" else _metric(summary, "avg_power_w")
-    peak_key = "facility_peak_power_w" if base == "facility" else "peak_power_w"
+    avg = fac if base == "facility" else _metric(summary, "gpu_avg_power_w")
+    peak_key = "facility_peak_power_w" if base == "facility" else "gpu_peak_power_w"
     arrived, end = _metric(summary, "sessions_arrived"), _metric(summary, "arrivals_end_s")
     if avg.empty or avg["mean"].isna().all() or arrived.empty or end.empty:
         return None
@@ -137,9 +141,9 @@ def power_vs_load(summary: pd.DataFrame, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, (key, g) in enumerate(df.groupby(by, sort=True) if by else [(None, df)]):
         g = g.sort_values("rate")
-        label = f"{key} replicas" if by else None
-        ax.plot(g["rate"], g["mean"] / 1e3, marker="o", color=f"C{i % 10}", label=label and f"{label}, avg")
-        ax.plot(g["rate"], g["peak"] / 1e3, ls="--", color=f"C{i % 10}", label=label and f"{label}, peak")
+        name = f"{key} replicas" if by else None
+        ax.plot(g["rate"], g["mean"] / 1e3, marker="o", color=f"C{i % 10}", label=name and f"{name}, avg")
+        ax.plot(g["rate"], g["peak"] / 1e3, ls="--", color=f"C{i % 10}", label=name and f"{name}, peak")
     ax.set_xlabel("session arrival rate (sessions/s, realised)")
     ax.set_ylabel("power (kW)")
     ax.set_title(f"{base} power vs load (solid: average, dashed: peak; mean over seeds)")
@@ -155,6 +159,10 @@ def sweep_plots(summary: pd.DataFrame, out_dir: Path, metric: str) -> dict[str, 
              "pareto_png": pareto_cost_latency(summary, metric, out_dir / SWEEP_FILES["pareto_png"]),
              "power_load_png": power_vs_load(summary, out_dir / SWEEP_FILES["power_load_png"])}
     return {k: v for k, v in drawn.items() if v is not None}
+
+
+def src_is_facility(result, t) -> bool:
+    return bool(len(t)) and result.evaluated[t["size"].iloc[0]].power_source == "facility"
 
 
 def plan_plot(table: pd.DataFrame, result, path: Path) -> Path:
@@ -174,15 +182,17 @@ def plan_plot(table: pd.DataFrame, result, path: Path) -> Path:
         ax.fill_between(t["size"], t[f"{m}.ci_low"], t[f"{m}.ci_high"], color="C0", alpha=0.2,
                         label=f"{band:.0%} CI (edges: one-sided {result.confidence:.0%} bounds)")
         ax.axhline(slo.threshold, color="C3", ls="--", label=f"SLO {slo.op} {slo.threshold:g}")
-        ax.set_ylabel(m)
+        ax.set_ylabel(label(m))
         ax.set_title(slo.text)
     pax = axes[-1]
-    pax.plot(t["size"], t["peak_power_w"] / 1e3, marker="o", color="C1", label="peak (max over seeds)")
+    pax.plot(t["size"], t["budget_peak_power_w"] / 1e3, marker="o", color="C1", label="peak (max over seeds)")
+    if t["gpu_peak_power_w"].notna().any() and src_is_facility(result, t):
+        pax.plot(t["size"], t["gpu_peak_power_w"] / 1e3, marker=".", color="C1", ls=":", label="GPU peak")
     fac = t["facility_avg_power_w"].notna().all() and len(t)
-    avg_col = "facility_avg_power_w" if fac else "avg_power_w"
+    avg_col = "facility_avg_power_w" if fac else "gpu_avg_power_w"
     pax.plot(t["size"], t[avg_col] / 1e3, marker="o", color="C2",
              label=f"average ({'facility' if fac else 'GPU'}, mean over seeds)")
-    if result.budget_w is not None and len(t) and result.budget_w <= 3 * np.nanmax(t["peak_power_w"]):
+    if result.budget_w is not None and len(t) and result.budget_w <= 3 * np.nanmax(t["budget_peak_power_w"]):
         pax.axhline(result.budget_w / 1e3, color="C3", ls="--", label="power budget")
     src = result.evaluated[t["size"].iloc[0]].power_source if len(t) else None
     pax.set_ylabel("power (kW)")
@@ -190,7 +200,8 @@ def plan_plot(table: pd.DataFrame, result, path: Path) -> Path:
     for ax in axes:
         if result.answer is not None:
             ax.axvline(result.answer, color="k", lw=0.8, ls=":", label=f"answer {result.answer}")
-        ax.set_xlabel(result.param)
+        ax.set_xlabel(label(result.param))
+        integer_ticks(ax.xaxis)
         if result.hi / max(result.lo, 1) >= 8:
             ax.set_xscale("log", base=2)
             ax.xaxis.set_major_formatter(pyplot().matplotlib.ticker.ScalarFormatter())

@@ -62,9 +62,9 @@ def project(sc: Scenario, queries_per_day: float) -> dict:
             "replicas": replicas, "gpus": replicas * tp if replicas else None, "servers": servers,
             "facility_avg_power_w": s["facility_avg_power_w"] * scale if scale else None,
             "facility_p95_power_w": s["facility_power"]["p95_w"] * scale if scale else None,
-            "gpu_avg_power_w": s["avg_power_w"] * scale if scale else None,
+            "gpu_avg_power_w": s["gpu_avg_power_w"] * scale if scale else None,
             "facility_wh_per_query": s["facility_energy_per_session_j"] / 3600 if s["facility_energy_per_session_j"] else None,
-            "gpu_wh_per_query": s["energy_per_session_with_idle_j"] / 3600 if s["energy_per_session_with_idle_j"] else None,
+            "gpu_wh_per_query": s["gpu_energy_per_session_with_idle_j"] / 3600 if s["gpu_energy_per_session_with_idle_j"] else None,
             "session_e2e_p99_s": s["session_e2e_s"]["p99"],
             "assumptions": (f"the scenario's load per replica ({per_replica_rate:.3g} sessions/s) holds at scale; "
                             f"batching, idle GPU time, host power (idle + {sc.facility.host_dynamic_fraction:g} × GPU power above idle), PUE "

@@ -1,8 +1,12 @@
-"""Uncertainty over seeds: t-distribution intervals and bounds for the mean of a metric.
+"""Uncertainty over seeds: t-distribution intervals and bounds for a metric over its seeds.
 
 Each seed is one independent replication of the same scenario, so a metric's per-seed values
-are i.i.d. draws and the mean's interval is the Student-t one: mean ± t · s/√n with n − 1
-degrees of freedom. With one seed there is no interval: the bounds are NaN, never the mean.
+are i.i.d. draws and the interval is the Student-t one with n − 1 degrees of freedom. It respects
+the metric's range: when every value is positive (latencies, power, energy; the usual case) the
+interval is taken on the logarithms and mapped back, exp(mean(log x) ± t · s_log/√n) (method
+``log-t``: a log-normal model of the seeds, so a 2-seed interval of a latency never goes below zero);
+otherwise it is mean ± t · s/√n (method ``t``). With one seed there is no interval: the bounds are
+NaN, never the mean. Every interval carries ``n``, the number of seeds it rests on.
 """
 from __future__ import annotations
 
@@ -30,6 +34,23 @@ class MeanCI:
     std: float
     ci_low: float
     ci_high: float
+    method: str = "t"     # "log-t" when every value is positive (module docstring)
+
+
+def _half_width(a: np.ndarray, q: float) -> float:
+    return float(stats.t.ppf(q, a.size - 1)) * float(a.std(ddof=1)) / math.sqrt(a.size)
+
+
+def _bounds(a: np.ndarray, q: float) -> tuple[float, float, str]:
+    """(low, high, method) at quantile ``q`` of t for each edge (n >= 2)."""
+    if bool((a > 0).all()):
+        la = np.log(a)
+        half = _half_width(la, q)
+        m = float(la.mean())
+        return math.exp(m - half), math.exp(m + half), "log-t"
+    half = _half_width(a, q)
+    m = float(a.mean())
+    return m - half, m + half, "t"
 
 
 def _finite(values: Iterable[float | None]) -> np.ndarray:
@@ -38,7 +59,8 @@ def _finite(values: Iterable[float | None]) -> np.ndarray:
 
 
 def mean_ci(values: Iterable[float | None], confidence: float = 0.95) -> MeanCI:
-    """Mean and two-sided t interval of the mean; None/NaN values are left out."""
+    """Mean and two-sided interval (module docstring: ``log-t`` for positive values, else ``t``);
+    None/NaN values are left out."""
     a = _finite(values)
     n = int(a.size)
     if n == 0:
@@ -46,19 +68,18 @@ def mean_ci(values: Iterable[float | None], confidence: float = 0.95) -> MeanCI:
     mean = float(a.mean())
     if n == 1:
         return MeanCI(1, mean, math.nan, math.nan, math.nan)
-    std = float(a.std(ddof=1))
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
-    return MeanCI(n, mean, std, mean - half, mean + half)
+    lo, hi, method = _bounds(a, (1 + confidence) / 2)
+    return MeanCI(n, mean, float(a.std(ddof=1)), lo, hi, method)
 
 
 def one_sided_bound(values: Iterable[float | None], confidence: float, upper: bool = True) -> float:
-    """The one-sided t bound of the mean: the true mean is below it (``upper``) with probability
-    ``confidence``. NaN with fewer than two values."""
+    """The one-sided bound at ``confidence``: the metric's centre is below it (``upper``) with that
+    probability; on the log scale for positive values (module docstring). NaN with fewer than two values."""
     a = _finite(values)
     if a.size < 2:
         return math.nan
-    half = float(stats.t.ppf(confidence, a.size - 1)) * float(a.std(ddof=1)) / math.sqrt(a.size)
-    return float(a.mean()) + (half if upper else -half)
+    lo, hi, _ = _bounds(a, confidence)
+    return hi if upper else lo
 
 
 def metric_columns(table: pd.DataFrame) -> list[str]:
@@ -72,20 +93,19 @@ def metric_columns(table: pd.DataFrame) -> list[str]:
 def summarize_sweep(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Long table: one row per point × metric with n, mean, std, ci_low, ci_high over seeds."""
     params = [c for c in table.columns if c.startswith("param.")]
-    cols = ["point", *params, "metric", "n", "mean", "std", "ci_low", "ci_high", "confidence"]
+    cols = ["point", *params, "metric", "n", "mean", "std", "ci_low", "ci_high", "method", "confidence"]
     metrics = metric_columns(table)
     if table.empty or not metrics:
         return pd.DataFrame(columns=cols)
     long = table[["point", *metrics]].melt(id_vars="point", var_name="metric", value_name="value")
     long["value"] = pd.to_numeric(long["value"], errors="coerce")
-    agg = (long.groupby(["point", "metric"], sort=False)["value"]
-           .agg(n="count", mean="mean", std="std").reset_index())
-    n = agg["n"].to_numpy(dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = stats.t.ppf((1 + confidence) / 2, np.where(n >= 2, n - 1, np.nan))
-        half = t * agg["std"].to_numpy(dtype=float) / np.sqrt(n)
-    agg["ci_low"] = agg["mean"] - half
-    agg["ci_high"] = agg["mean"] + half
+    rows = []
+    for (point, metric), v in long.groupby(["point", "metric"], sort=False)["value"]:
+        ci = mean_ci(v.tolist(), confidence)
+        rows.append({"point": point, "metric": metric, "n": ci.n, "mean": ci.mean, "std": ci.std,
+                     "ci_low": ci.ci_low, "ci_high": ci.ci_high, "method": ci.method if ci.n >= 2 else None})
+    agg = pd.DataFrame(rows)
+    agg["n"] = agg["n"].astype("int64")
     agg["confidence"] = confidence
     ids = table[["point", *params]].drop_duplicates("point")
     return ids.merge(agg, on="point", how="right")[cols]

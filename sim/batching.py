@@ -21,9 +21,9 @@ class Request:
     """One LLM call inside a replica. Times in simulated seconds; ``None`` until they happen."""
 
     __slots__ = ("rid", "prompt_len", "output_len", "hashes", "blocks", "num_computed",
-                 "num_generated", "n_registered", "submit_s", "first_token_s", "finish_s",
+                 "num_generated", "n_registered", "submit_s", "start_s", "first_token_s", "finish_s",
                  "cached_tokens", "prefill_computed", "preemptions", "energy_j", "done", "tag",
-                 "admitted", "retain", "unpin_on_admit", "pin_id")
+                 "admitted", "retain", "unpin_on_admit", "pin_id", "loaded")
 
     def __init__(self, rid: int, prompt_len: int, output_len: int, hashes: list[int],
                  submit_s: float, done: Any = None, tag: Any = None) -> None:
@@ -36,6 +36,7 @@ class Request:
         self.num_generated = 0
         self.n_registered = 0
         self.submit_s = submit_s
+        self.start_s: float | None = None      # first admitted into a step (queueing delay = start - submit)
         self.first_token_s: float | None = None
         self.finish_s: float | None = None
         self.cached_tokens: int | None = None  # prefix-cache hit at first admission
@@ -48,6 +49,7 @@ class Request:
         self.retain = False                    # keep KV pinned after finishing (retention policy)
         self.unpin_on_admit: list[int] = []    # pins of this session to drop once admitted
         self.pin_id: int | None = None         # set by complete() when retained
+        self.loaded = 0                        # tokens whose KV arrived from elsewhere (a prefill pool's transfer)
 
     @property
     def num_tokens(self) -> int:
@@ -81,6 +83,7 @@ class ReplicaState:
     pins: OrderedDict = field(default_factory=OrderedDict)  # pin id -> blocks kept for a session
     next_pin: int = 0
     unpinned_for_memory: int = 0
+    now: float = 0.0          # the time of the step being scheduled (set by the replica; stamps start_s)
 
     @property
     def outstanding(self) -> int:
@@ -129,6 +132,7 @@ def _preempt(state: ReplicaState, r: Request) -> None:
     state.kv.release(r.blocks)
     r.blocks = []
     r.num_computed = 0
+    r.loaded = 0          # transferred KV is gone with the blocks: recompute here
     r.n_registered = 0
     r.preemptions += 1
     state.waiting.appendleft(r)
@@ -199,6 +203,8 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
             continue
         hit = kv.match_prefix(r.hashes, (r.num_tokens - 1) // bs)
         computed = len(hit) * bs
+        if r.loaded > computed:   # KV transferred in: only blocks to hold it, nothing to compute
+            computed = r.loaded
         n = min(r.num_tokens - computed, budget)
         new_blocks = kv.blocks_for(computed + n) - len(hit)
         # cost_of(hit, new) <= new + len(hit): only count exactly when that bound does not fit
@@ -207,7 +213,7 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
             if kv.cost_of(hit, new_blocks) > kv.num_free:
                 break
             hit = kv.match_prefix(r.hashes, (r.num_tokens - 1) // bs)  # unpinning may have evicted
-            computed = len(hit) * bs
+            computed = max(len(hit) * bs, r.loaded)
             n = min(r.num_tokens - computed, budget)
             new_blocks = kv.blocks_for(computed + n) - len(hit)
             if kv.cost_of(hit, new_blocks) > kv.num_free:
@@ -219,6 +225,7 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
         r.n_registered = len(hit)
         if not r.admitted:
             r.admitted = True
+            r.start_s = state.now
             r.cached_tokens = computed
             kv.hits_blocks += len(hit)
             kv.lookups_blocks += r.prompt_len // bs

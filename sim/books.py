@@ -43,10 +43,16 @@ class ReplicaBooks:
         self.tool_waiters: dict[int, list] = {}   # id(session state) -> [session state, tools waiting]
         self.idle_since: float | None = 0.0       # start of the idle interval not yet booked
         self.in_flight: tuple | None = None       # (start, cost, decode block or None, batch) of the step running
+        # stopped by an autoscaler (sim/autoscale.py): no model loaded, GPUs parked or off
+        self.stopped_since: float | None = None
+        self.stopped_w = 0.0
+        self.stopped_s = 0.0
+        self.stopped_energy_j = 0.0
 
     # ------------------------------------------------------------------ idle time
     def idle_begins(self, now: float) -> None:
-        self.idle_since = now
+        if self.stopped_since is None:   # a stopped replica is not idle (its loop still waits for work)
+            self.idle_since = now
 
     def idle_ends(self, now: float) -> None:
         self.close_idle(now)
@@ -84,6 +90,32 @@ class ReplicaBooks:
         if entry[1] == 0:
             del self.tool_waiters[id(session_state)]
 
+    # ------------------------------------------------------------ stopped time
+    def stop(self, now: float, watts: float) -> None:
+        """The replica stops serving at ``now`` (nothing in flight): its idle interval ends and it
+        draws ``watts`` (parked or off) until ``start``; neither busy nor idle time."""
+        self.close_idle(now)
+        self.idle_since = None
+        self.stopped_since = now
+        self.stopped_w = watts
+
+    def close_stopped(self, now: float) -> None:
+        """Book the stopped interval since ``stopped_since``: seconds, and joules at ``stopped_w``."""
+        t0 = self.stopped_since
+        if t0 is None or now <= t0:
+            return
+        self.stopped_s += now - t0
+        if self.idle_w is not None:
+            self.stopped_energy_j += self.stopped_w * (now - t0)
+            self.bins.add("energy_j", t0, now, self.stopped_w)
+        self.stopped_since = now
+
+    def start(self, now: float) -> None:
+        """The replica starts at ``now`` (loading the model): from here it is idle at ``idle_w``."""
+        self.close_stopped(now)
+        self.stopped_since = None
+        self.idle_since = now
+
     # ------------------------------------------------------------------ busy time
     def step_begins(self, t0: float, cost, kv_used: int) -> None:
         """One step of ``cost`` starts at ``t0`` with ``kv_used`` KV blocks in use (its KV
@@ -91,6 +123,7 @@ class ReplicaBooks:
         if kv_used > self.peak_kv_blocks:
             self.peak_kv_blocks = kv_used
         self.kv_block_seconds += kv_used * cost.seconds
+        self.bins.add("kv_block_s", t0, t0 + cost.seconds, kv_used)
         self.in_flight = (t0, cost, None, 0)
 
     def step_ends(self, plan) -> None:
@@ -101,6 +134,7 @@ class ReplicaBooks:
         self.steps += 1
         self.prefill_tokens += plan.prefill_tokens
         self.decode_tokens += plan.decode_seqs
+        self.bins.add("batch_s", t0, t0 + cost.seconds, len(plan.items))
         e = self.book_busy(t0, cost.seconds, cost)
         if e is not None:
             per_token = e / plan.tokens
@@ -129,6 +163,8 @@ class ReplicaBooks:
         if kv_used_after > self.peak_kv_blocks:
             self.peak_kv_blocks = kv_used_after
         self.kv_block_seconds += 0.5 * (kv_used_before + kv_used_after) * dt
+        self.bins.add("kv_block_s", t0, t0 + dt, 0.5 * (kv_used_before + kv_used_after))
+        self.bins.add("batch_s", t0, t0 + dt, b)
 
     def book_busy(self, t0: float, dt: float, cost, joules: float | None = None) -> float | None:
         """Book ``dt`` busy seconds from ``t0`` at ``cost``: busy and capped time, and the joules
@@ -170,6 +206,7 @@ class ReplicaBooks:
             elif t_end > t0:
                 self.book_busy(t0, t_end - t0, cost)
         self.close_idle(t_end)
+        self.close_stopped(t_end)
 
     def row(self) -> dict[str, Any]:
         """The counter row of this replica (energies NaN when the profile has no power model)."""

@@ -140,6 +140,8 @@ class FleetPower:
     spare_gpus: int = 0               # provisioned GPUs serving nothing, in one power state
     spare_state: str = "parked"
     spare_gpu_w: float = 0.0          # their watts together (a constant)
+    kv_block_s: np.ndarray | None = None   # KV blocks in use × seconds, all replicas (per bin)
+    batch_s: np.ndarray | None = None      # sequences in the running step × seconds, all replicas
 
     @property
     def it_w(self) -> np.ndarray:
@@ -154,7 +156,11 @@ class FleetPower:
         return pd.DataFrame({"time_s": self.time_s, "gpu_power_w": self.gpu_w, **extra, "host_power_w": self.host_w,
                              "network_power_w": self.network_w, "it_power_w": self.it_w, "pue": self.pue,
                              "facility_power_w": self.facility_w, "busy_gpu_s": self.busy_s,
-                             "idle_tool_gpu_s": self.idle_tool_s, "idle_empty_gpu_s": self.idle_empty_s})
+                             "idle_tool_gpu_s": self.idle_tool_s, "idle_empty_gpu_s": self.idle_empty_s,
+                             # time-averaged over each bin, summed over the replicas
+                             **({"kv_blocks_in_use": self.kv_block_s / self.width_s,
+                                 "sequences_in_batch": self.batch_s / self.width_s} if self.kv_block_s is not None
+                                else {})})
 
 
 def fleet_power(replica_bins: list, tp: int, gpu_idle_w: float | None, fac, end_s: float, *,
@@ -170,13 +176,13 @@ def fleet_power(replica_bins: list, tp: int, gpu_idle_w: float | None, fac, end_
     t, width, _ = replica_bins[0].columns(end_s)
     n = len(t)
     server_gpu_w = np.zeros((n_servers, n))
-    tot = {c: np.zeros(n) for c in ("busy_s", "idle_tool_s", "idle_empty_s", "capped_s")}
+    tot = {c: np.zeros(n) for c in ("busy_s", "idle_tool_s", "idle_empty_s", "capped_s", "kv_block_s", "batch_s")}
     for i, b in enumerate(replica_bins):
         _, _, cols = b.columns(end_s)
         srv = i // per_server
         server_gpu_w[srv] += cols["energy_j"] / width
         for c in tot:
-            tot[c] += cols[c] * tp
+            tot[c] += cols[c] * (1 if c in ("kv_block_s", "batch_s") else tp)
     for i in range(len(replica_bins), n_all):
         server_gpu_w[i // per_server] += spare_w_per_gpu * tp
     gpus_in_server = np.array([min(spec.gpus, (n_all - s * per_server) * tp) for s in range(n_servers)])

@@ -7,7 +7,7 @@ each seeded from the scenario's seed (or, given ``sessions``, one process replay
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
@@ -70,6 +70,9 @@ class World:
     ctx: SessionContext
     arrivals: list[simpy.Process]   # one per workload class (one replay process for given sessions)
     open_loop: bool                 # a generated open-loop class: run at least until arrivals end
+    # [autoscale]: one sim/autoscale.Autoscaler per pool ("fleet"; with [disaggregation] "prefill", "decode")
+    autoscalers: dict = field(default_factory=dict)
+    disagg: object | None = None       # sim/disagg.Disaggregation with [disaggregation]
 
 
 def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] | None = None) -> World:
@@ -80,13 +83,21 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
     (in the order given, non-decreasing; those after ``run.duration_s`` are not started).
     """
     env = simpy.Environment()
-    replicas, router, num_blocks = _replicas(env, scenario, profile)
+    disagg = None
+    if scenario.disaggregation is None:
+        replicas, router, num_blocks = _replicas(env, scenario, profile)
+    else:
+        replicas, router, num_blocks, disagg = _disaggregated(env, scenario, profile)
     rec = Recorder()
     eng = scenario.engine
     ctx = SessionContext(env, router, rec, eng.block_size_tokens, eng.prefix_caching,
                          energy_available=profile.power.available, kv_retention=eng.kv_retention,
                          kv_retention_ttl_s=eng.kv_retention_ttl_s)
-    ctx.kv_capacity_tokens = num_blocks * eng.block_size_tokens
+    if disagg is None:   # every replica the same: a prompt above this is dropped wherever it goes
+        ctx.kv_capacity_tokens = num_blocks * eng.block_size_tokens
+    if disagg is not None:
+        ctx.disagg = disagg
+        disagg.ctx = ctx
     end_s = scenario.run.duration_s
     procs = []
     if sessions is not None:
@@ -106,12 +117,47 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
         # and closed-loop users end when their sessions do
         open_loop = any(wc.arrival != "closed" and (wc.trace is None or wc.retime) for wc in scenario.workload)
     return World(env=env, replicas=replicas, router=router, num_blocks=num_blocks, recorder=rec, ctx=ctx,
-                 arrivals=procs, open_loop=open_loop)
+                 arrivals=procs, open_loop=open_loop, autoscalers=_autoscalers(env, scenario, profile, replicas, router,
+                                                                               disagg),
+                 disagg=disagg)
+
+
+def _autoscalers(env: simpy.Environment, scenario: Scenario, profile: Profile, replicas: list, router,
+                 disagg) -> dict:
+    """The ``[autoscale]`` controllers by pool: the fleet's, or each pool's with ``[disaggregation]``."""
+    if scenario.autoscale is None:
+        return {}
+    if disagg is None:
+        return {"fleet": _autoscaler(env, scenario, profile, replicas, router)}
+    return {"prefill": _autoscaler(env, scenario, disagg.prefill_profile, disagg.prefill, disagg.prefill_router),
+            "decode": _autoscaler(env, scenario, disagg.decode_profile, disagg.decode, disagg.decode_router)}
+
+
+def _autoscaler(env: simpy.Environment, scenario: Scenario, profile: Profile, replicas: list, router):
+    """The ``[autoscale]`` controller over ``replicas`` of ``profile`` behind ``router``."""
+    cfg = scenario.autoscale
+    from agentwatt.core.step import state_power_w
+    from agentwatt.sim.autoscale import Autoscaler, warmup_seconds
+    warm = cfg.warmup_s if cfg.warmup_s is not None else warmup_seconds(profile.model.weight_bytes,
+                                                                        cfg.storage_gb_per_s, cfg.engine_start_s)
+    try:
+        w = state_power_w(profile, cfg.stopped_state)
+    except InputError as e:
+        raise InputError(f"{scenario.source}: [autoscale] stopped_state = {cfg.stopped_state!r}: {e}") from None
+    stopped_w = 0.0 if w is None else w * profile.hardware.tp
+    return Autoscaler(env, replicas, router, cfg, warmup_s=warm, stopped_w=stopped_w, seed=scenario.run.seed)
 
 
 def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> tuple[list[Replica], Router, int]:
     """The replicas of ``scenario`` (each ``profile.hardware.tp`` GPUs), their router, KV blocks per replica."""
-    eng = scenario.engine
+    replicas, blocks = _pool(env, scenario, profile, scenario.engine, 0, scenario.fleet.replicas)
+    router = Router(replicas, scenario.router.policy, scenario.router.session_affinity)
+    return replicas, router, blocks
+
+
+def _pool(env: simpy.Environment, scenario: Scenario, profile: Profile, eng: EngineConfig, first: int,
+          count: int) -> tuple[list[Replica], int]:
+    """``count`` replicas of ``profile`` numbered from ``first``, and their KV blocks each."""
     from agentwatt.sim.facility import server_for
     spec = server_for(scenario.facility, profile)
     tp = profile.hardware.tp
@@ -126,9 +172,34 @@ def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> t
                         prefix_caching=eng.prefix_caching, resolution_s=scenario.run.power_resolution_s,
                         cap_w_per_gpu=gpu_cap_w(scenario, profile), step_skipping=eng.step_skipping,
                         step_trace=scenario.run.step_trace)
-                for i in range(scenario.fleet.replicas)]
-    router = Router(replicas, scenario.router.policy, scenario.router.session_affinity)
-    return replicas, router, blocks
+                for i in range(first, first + count)]
+    return replicas, blocks
+
+
+def _disaggregated(env: simpy.Environment, scenario: Scenario, profile: Profile):
+    """The prefill and decode pools of ``[disaggregation]``, their routers and the ``Disaggregation``."""
+    from dataclasses import replace
+    from agentwatt.core.profile import load_profile
+    from agentwatt.sim.disagg import Disaggregation
+    cfg, eng = scenario.disaggregation, scenario.engine
+    profiles = []
+    for name in (cfg.prefill_profile, cfg.decode_profile):
+        p = profile if name is None else load_profile(name)
+        if p.hardware.tp != profile.hardware.tp or p.power.available != profile.power.available:
+            raise InputError(f"{scenario.source}: [disaggregation] profile {p.name}: tp = {p.hardware.tp}: expected "
+                             f"the same tp ({profile.hardware.tp}) and power model as the scenario's profile")
+        profiles.append(p)
+    pe = replace(eng, **{k: v for k, v in (("max_num_seqs", cfg.prefill_max_num_seqs),
+                                           ("max_num_batched_tokens", cfg.prefill_max_num_batched_tokens))
+                         if v is not None})
+    de = replace(eng, **{k: v for k, v in (("max_num_seqs", cfg.decode_max_num_seqs),
+                                           ("max_num_batched_tokens", cfg.decode_max_num_batched_tokens))
+                         if v is not None})
+    pre, blocks = _pool(env, scenario, profiles[0], pe, 0, cfg.prefill_replicas)
+    dec, _ = _pool(env, scenario, profiles[1], de, cfg.prefill_replicas, cfg.decode_replicas)
+    pr = Router(pre, scenario.router.policy, scenario.router.session_affinity)
+    dr = Router(dec, scenario.router.policy, scenario.router.session_affinity)
+    return pre + dec, pr, blocks, Disaggregation(env, cfg, pre, dec, pr, dr, profiles[0], profiles[1])
 
 
 def gpu_cap_w(scenario: Scenario, profile: Profile) -> float | None:

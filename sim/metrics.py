@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CALL_COLUMNS = ("session_id", "node_id", "agent", "replica", "submit_s", "first_token_s",
+CALL_COLUMNS = ("session_id", "node_id", "agent", "replica", "submit_s", "start_s", "first_token_s",
                 "finish_s", "prompt_tokens", "cached_tokens", "prefill_computed_tokens",
                 "output_tokens", "output_tokens_requested", "preemptions", "energy_j", "status")
 SESSION_COLUMNS = ("session_id", "agent", "arrival_s", "finish_s", "n_llm_calls", "n_tool_calls",
@@ -72,7 +72,8 @@ class TimeBins:
                           for c, i in self.channels.items()}
 
 
-REPLICA_CHANNELS = ("energy_j", "busy_s", "idle_tool_s", "idle_empty_s", "capped_s")
+# kv_block_s: KV blocks in use × seconds, batch_s: sequences in the step × seconds (the report's timelines)
+REPLICA_CHANNELS = ("energy_j", "busy_s", "idle_tool_s", "idle_empty_s", "capped_s", "kv_block_s", "batch_s")
 
 
 @dataclass(frozen=True)

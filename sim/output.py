@@ -11,9 +11,12 @@ from pathlib import Path
 from agentwatt.core.io import atomic_write, atomic_write_json, check_out_folder, result_folder
 
 FILES = {"summary": "summary.json", "calls": "calls.parquet", "sessions": "sessions.parquet",
-         "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_cdf": "latency_cdf.png", "power_png": "power.png",
-         "steps": "steps.csv"}
-RESULT_FILES = frozenset(FILES.values())   # what a previous run may have left in a folder that is replaced
+         "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_ccdf": "latency_ccdf.png", "power_png": "power.png",
+         "steps": "steps.csv", "vllm_benchmark": "vllm_benchmark.json", "scaling": "scaling.parquet",
+         "replica_states": "replica_states.parquet", "transfers": "kv_transfers.parquet"}
+# what a previous run may have left in a folder that is replaced: these files, the CLI's report.html
+# (written into the folder after it), and latency_cdf.png of earlier versions
+RESULT_FILES = frozenset(FILES.values()) | {"report.html", "latency_cdf.png"}
 
 
 def check_results_folder(out_dir: str | Path) -> Path:
@@ -69,10 +72,19 @@ def _write_files(results, out: Path, plots: bool) -> dict[str, Path]:
                          comment=f"agentwatt step trace of scenario {results.summary.get('scenario')!r}, seed "
                                  f"{results.summary.get('seed')}: one row per engine step, all replicas")
         written["steps"] = out / FILES["steps"]
+    for key in ("scaling", "replica_states", "transfers"):   # [autoscale] / [disaggregation] tables
+        df = getattr(results, key, None)
+        if df is not None:
+            _parquet(df, out / FILES[key], prov)
+            written[key] = out / FILES[key]
     if plots:
-        written["latency_cdf"] = P.latency_cdf(results.calls, results.sessions, out / FILES["latency_cdf"])
+        written["latency_ccdf"] = P.latency_ccdf(results.calls, results.sessions, out / FILES["latency_ccdf"],
+                                                 results.summary)
         if results.power is not None:
-            written["power_png"] = P.power_over_time(results.power, out / FILES["power_png"])
+            written["power_png"] = P.power_over_time(results.power, out / FILES["power_png"], summary=results.summary)
+    from agentwatt.sim.report import vllm_benchmark
+    written["vllm_benchmark"] = atomic_write_json(out / FILES["vllm_benchmark"],
+                                                  vllm_benchmark(results.calls, results.summary))
     atomic_write_json(out / FILES["summary"], results.summary)
     written["summary"] = out / FILES["summary"]
     return written

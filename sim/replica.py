@@ -46,6 +46,7 @@ class Replica:
         self.step_skipping = step_skipping
         self.books = ReplicaBooks(index, step.idle_power_w(profile), resolution_s)
         self.on_load = None   # callback(index, outstanding) on each change (set by a load-aware router)
+        self.on_empty = None  # callback(replica) when it runs out of work (set by an autoscaler)
         # one row per step that ended (core/steptrace.py COLUMNS order) when the run keeps a step trace
         self.trace: list[tuple] | None = [] if step_trace else None
         self._wake: simpy.Event | None = None
@@ -132,10 +133,13 @@ class Replica:
         while True:
             if not st.outstanding:
                 books.idle_begins(env.now)
+                if self.on_empty is not None:
+                    self.on_empty(self)
                 self._wake = env.event()
                 yield self._wake
                 self._wake = None
                 books.idle_ends(env.now)
+            st.now = env.now
             plan = schedule(st)
             if plan.dropped:
                 self._load_changed()

@@ -11,24 +11,40 @@ import pandas as pd
 
 from agentwatt.sim.metrics import RunCounts
 
-PCTS = (50, 90, 99)
+PCTS = (50.0, 90.0, 95.0, 99.0, 99.9)   # the default of [run] percentiles
 
 
-def _pcts(x: pd.Series | np.ndarray) -> dict[str, float | None]:
+def pct_key(p: float) -> str:
+    """A percentile's summary key: 50 → ``p50``, 99.9 → ``p99_9`` (no dot: summary keys are dotted paths)."""
+    return "p" + f"{float(p):g}".replace(".", "_")
+
+
+def pcts(x: pd.Series | np.ndarray, percentiles=PCTS) -> dict[str, float | None]:
+    """Mean, the given percentiles (``pct_key`` names) and n of the finite values of ``x``."""
     a = np.asarray(x, dtype=float)
     a = a[np.isfinite(a)]
     if a.size == 0:
-        return {"mean": None, **{f"p{p}": None for p in PCTS}, "n": 0}
+        return {"mean": None, **{pct_key(p): None for p in percentiles}, "n": 0}
     out = {"mean": float(a.mean())}
-    for p, v in zip(PCTS, np.percentile(a, PCTS)):
-        out[f"p{p}"] = float(v)
+    for p, v in zip(percentiles, np.percentile(a, percentiles)):
+        out[pct_key(p)] = float(v)
     out["n"] = int(a.size)
     return out
 
 
 def call_metrics(calls: pd.DataFrame) -> pd.DataFrame:
-    """Add ``ttft_s``, ``tpot_s`` and ``e2e_s`` columns (NaN where they do not apply)."""
-    c = calls.copy()
+    """Add ``queue_s`` (submit to first admitted into a step), ``ttft_s``, ``tpot_s`` and ``e2e_s``
+    columns (NaN where they do not apply)."""
+    return with_call_columns(calls.copy())
+
+
+CALL_METRIC_COLUMNS = ("queue_s", "ttft_s", "tpot_s", "e2e_s")
+
+
+def with_call_columns(c: pd.DataFrame) -> pd.DataFrame:
+    """``call_metrics``'s columns added to ``c`` in place (no copy of a multi-million-row table)."""
+    if "start_s" in c:
+        c["queue_s"] = c["start_s"] - c["submit_s"]
     c["ttft_s"] = c["first_token_s"] - c["submit_s"]
     c["e2e_s"] = c["finish_s"] - c["submit_s"]
     denom = (c["output_tokens"] - 1).where(c["output_tokens"] > 1)
@@ -65,14 +81,21 @@ def summarize(scenario, profile, calls: pd.DataFrame, sessions: pd.DataFrame, re
     index order, ``Replica.counters()``), the session counters ``counts``, the facility power
     series ``power`` (``facility.FleetPower``; None without a power model) and the end time."""
     from agentwatt.core import __version__
+    pc = scenario.run.percentiles
     # only the columns the summary reads (a 3 M-call table and its copies are ~0.4 GB each)
-    slim = calls[["agent", "status", "submit_s", "first_token_s", "finish_s", "prompt_tokens", "output_tokens",
-                  "energy_j"]]
-    c = call_metrics(slim) if len(slim) else slim.assign(ttft_s=[], e2e_s=[], tpot_s=[])
+    cols = ["agent", "status", "submit_s", "first_token_s", "finish_s", "prompt_tokens", "output_tokens", "energy_j"]
+    slim = calls[cols + (["start_s"] if "start_s" in calls else [])]
+    c = call_metrics(slim) if len(slim) else slim.assign(queue_s=[], ttft_s=[], e2e_s=[], tpot_s=[])
     del slim
     s = session_metrics(sessions) if len(sessions) else sessions.assign(e2e_s=[])
     fin_c = c[c["status"] == "finished"] if len(c) else c
     fin_s = s[s["status"] == "finished"] if len(s) else s
+    w0, w1, _ = steady_window(scenario.run.duration_s, fin_s, t_end)
+    mw0, mw1 = (w0, w1) if scenario.run.steady_state else (0.0, t_end)
+    lat_c, lat_s = fin_c, fin_s
+    if scenario.run.steady_state:   # latencies of the calls and sessions that arrived inside the window
+        lat_c = fin_c[(fin_c["submit_s"] >= w0) & (fin_c["submit_s"] <= w1)]
+        lat_s = fin_s[(fin_s["arrival_s"] >= w0) & (fin_s["arrival_s"] <= w1)]
     n_rep = len(replicas)
     num_blocks = int(replicas["kv_blocks"].iloc[0])   # every replica has the same KV capacity
     busy = _total(replicas, "busy_s")
@@ -94,10 +117,14 @@ def summarize(scenario, profile, calls: pd.DataFrame, sessions: pd.DataFrame, re
         "calls_completed": counts.calls_finished,
         "calls_dropped": counts.calls_dropped,
         "calls_in_flight": _total(replicas, "outstanding"),
-        "ttft_s": _pcts(fin_c["ttft_s"]) if len(fin_c) else _pcts([]),
-        "tpot_s": _pcts(fin_c["tpot_s"]) if len(fin_c) else _pcts([]),
-        "call_e2e_s": _pcts(fin_c["e2e_s"]) if len(fin_c) else _pcts([]),
-        "session_e2e_s": _pcts(fin_s["e2e_s"]) if len(fin_s) else _pcts([]),
+        "percentiles": list(pc),
+        "metrics_window": _window_doc(scenario.run.steady_state, mw0, mw1),
+        "queue_s": pcts(lat_c["queue_s"] if "queue_s" in lat_c else [], pc),
+        "ttft_s": pcts(lat_c["ttft_s"] if len(lat_c) else [], pc),
+        "tpot_s": pcts(lat_c["tpot_s"] if len(lat_c) else [], pc),
+        "call_e2e_s": pcts(lat_c["e2e_s"] if len(lat_c) else [], pc),
+        "session_e2e_s": pcts(lat_s["e2e_s"] if len(lat_s) else [], pc),
+        "throughput": throughput(fin_c, fin_s, mw0, mw1, n_rep * profile.hardware.tp),
         "gpu_utilization": busy / (n_rep * t_end) if t_end > 0 else None,
         "steps": _total(replicas, "steps"),
         "step_events": _total(replicas, "events"),
@@ -111,6 +138,7 @@ def summarize(scenario, profile, calls: pd.DataFrame, sessions: pd.DataFrame, re
         "kv_retention": scenario.engine.kv_retention,
         "kv_pins_dropped_for_memory": _total(replicas, "kv_pins_dropped_for_memory"),
         "kv_capacity_tokens_per_replica": num_blocks * scenario.engine.block_size_tokens,
+        "kv_blocks_per_replica": num_blocks,
         "kv_peak_utilization": max(replicas["peak_kv_blocks"].tolist()) / num_blocks,
         "kv_mean_utilization": (_total(replicas, "kv_block_seconds") / (n_rep * num_blocks * t_end)
                                 if t_end > 0 else None),
@@ -118,15 +146,18 @@ def summarize(scenario, profile, calls: pd.DataFrame, sessions: pd.DataFrame, re
     from agentwatt.sim.facility import server_warnings
     warnings = server_warnings(scenario.facility, profile)
     if profile.power.available and power is not None:
-        out.update(_energy_block(scenario, profile, counts, replicas, fin_c, fin_s, power, t_end, warnings))
+        out.update(_energy_block(scenario, profile, counts, replicas, fin_c, fin_s, power, t_end, warnings,
+                                 (mw0, mw1)))
     else:
         out.update({"energy_available": False, "energy_unavailable_reason": profile.power.reason,
                     **{k: None for k in ("gpu_energy_j", "gpu_busy_energy_j", "gpu_idle_energy_j",
-                                         "energy_per_session_j", "energy_per_session_with_idle_j",
-                                         "energy_per_call_j", "avg_power_w", "peak_power_w",
-                                         "facility_energy_j", "facility_avg_power_w", "facility_peak_power_w")}})
+                                         "gpu_energy_per_session_j", "gpu_energy_per_session_with_idle_j",
+                                         "gpu_energy_per_call_j", "gpu_avg_power_w", "gpu_peak_power_w",
+                                         "gpu_energy_per_token_j", "gpu_energy_per_output_token_j",
+                                         "facility_energy_j", "facility_avg_power_w", "facility_peak_power_w",
+                                         "facility_energy_per_output_token_j")}})
     out["warnings"] = warnings
-    out["by_agent"] = _by_agent(c, s)
+    out["by_agent"] = _by_agent(c, s, pc)
     out["profile"] = {"name": profile.name, "source": profile.source, "device": profile.hardware.device_name,
                       "tp": profile.hardware.tp, "model": profile.model.name,
                       "latency_fit": _fit_dict(profile.latency.fit), "provenance": profile.provenance}
@@ -166,6 +197,30 @@ def steady_window(arrivals_end_s: float, fin_s: pd.DataFrame, t_end: float) -> t
     return start, end, n
 
 
+def _window_doc(steady: bool, start: float, end: float) -> dict[str, Any]:
+    rule = ("steady state ([run] steady_state = true): latencies of the calls and sessions that arrived in "
+            "[start_s, end_s], throughput and power over it (see steady_state_window's rule)"
+            if steady else "the whole run: arrivals, then the drain ([run] steady_state = false)")
+    return {"steady_state": steady, "start_s": start, "end_s": end, "rule": rule}
+
+
+def throughput(fin_c: pd.DataFrame, fin_s: pd.DataFrame, start: float, end: float, gpus: int) -> dict[str, Any]:
+    """Completions per second over [start, end]: finished sessions and calls whose finish lies inside,
+    their output tokens and prompt + output tokens (vLLM benchmark_serving's request, output and total
+    token throughput, divided by the window instead of the benchmark's duration)."""
+    span = end - start
+    if span <= 0:
+        return {"window_s": span, **{k: None for k in ("sessions_per_s", "calls_per_s", "output_tokens_per_s",
+                                                       "output_tokens_per_s_per_gpu", "total_tokens_per_s")}}
+    cw = fin_c[(fin_c["finish_s"] >= start) & (fin_c["finish_s"] <= end)] if len(fin_c) else fin_c
+    n_s = int(((fin_s["finish_s"] >= start) & (fin_s["finish_s"] <= end)).sum()) if len(fin_s) else 0
+    out_tok = float(cw["output_tokens"].sum()) if len(cw) else 0.0
+    all_tok = out_tok + (float(cw["prompt_tokens"].sum()) if len(cw) else 0.0)
+    return {"window_s": span, "sessions_per_s": n_s / span, "calls_per_s": len(cw) / span,
+            "output_tokens_per_s": out_tok / span, "output_tokens_per_s_per_gpu": out_tok / span / gpus,
+            "total_tokens_per_s": all_tok / span}
+
+
 def in_window(t: np.ndarray, width: np.ndarray, per_bin: np.ndarray, start: float, end: float) -> np.ndarray:
     """A per-bin quantity (bins start at ``t``) restricted to [start, end]: each bin times the share
     of it inside."""
@@ -187,7 +242,7 @@ def _state_seconds(fp) -> dict[str, float]:
 
 
 def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, fin_c, fin_s, fp,
-                  t_end: float, warnings: list[str]) -> dict[str, Any]:
+                  t_end: float, warnings: list[str], metrics_window: tuple[float, float]) -> dict[str, Any]:
     from agentwatt.sim import facility as F
     res = scenario.run.power_resolution_s
     e_busy = _total(replicas, "busy_energy_j")
@@ -208,6 +263,18 @@ def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, 
         warnings.append(f"only {n_win} sessions finished in the steady-state window {w0:.0f}-{w1:.0f} s (fewer "
                         f"than {MIN_WINDOW_SESSIONS}): no fleet energy per session; run longer")
     gpus = len(replicas) * profile.hardware.tp
+    m0, m1 = metrics_window
+    whole = m0 <= 0.0 and m1 >= t_end
+    span = m1 - m0
+    # over the metrics window: the whole run, or the steady state ([run] steady_state)
+    e_m = e if whole else window_sum(fp.time_s, w, fp.gpu_w * w, m0, m1) - fp.spare_gpu_w * span
+    fac_m = fac_j if whole else window_sum(fp.time_s, w, fp.facility_w * w, m0, m1)
+    inside = np.ones(len(w), dtype=bool) if whole else (fp.time_s >= m0) & (fp.time_s + w <= m1 + 1e-9)
+    if not inside.any():
+        inside[:] = True
+    cw = fin_c if whole or not len(fin_c) else fin_c[(fin_c["finish_s"] >= m0) & (fin_c["finish_s"] <= m1)]
+    out_tok = float(cw["output_tokens"].sum()) if len(cw) else 0.0
+    all_tok = out_tok + (float(cw["prompt_tokens"].sum()) if len(cw) else 0.0)
     out = {
         "energy_available": True,
         "gpu_energy_j": e,
@@ -216,18 +283,22 @@ def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, 
         "gpu_idle_tool_energy_j": e_idle_tool,
         "gpu_idle_empty_energy_j": e_idle - e_idle_tool,
         "gpu_spare_energy_j": e_spare,   # spare replicas (in gpu_energy_j's fleet series, not in gpu_energy_j)
-        "energy_per_session_j": float(per_session.mean()) if per_session is not None else None,
-        "energy_per_session_busy_j": float(fin_s["energy_j"].mean()) if len(fin_s) else None,
-        "energy_per_session_with_idle_j": gpu_win_j / per_win if per_win else None,
-        "energy_per_call_j": float(fin_c["energy_j"].mean()) if len(fin_c) else None,
-        "avg_power_w": e / t_end if t_end > 0 else None,
-        "peak_power_w": float(fp.gpu_w.max()),
+        "gpu_energy_per_session_j": float(per_session.mean()) if per_session is not None else None,
+        "gpu_busy_energy_per_session_j": float(fin_s["energy_j"].mean()) if len(fin_s) else None,
+        "gpu_energy_per_session_with_idle_j": gpu_win_j / per_win if per_win else None,
+        "gpu_energy_per_call_j": float(fin_c["energy_j"].mean()) if len(fin_c) else None,
+        # GPU (facility) energy over the metrics window / tokens of the calls finished in it
+        "gpu_energy_per_token_j": e_m / all_tok if all_tok else None,
+        "gpu_energy_per_output_token_j": e_m / out_tok if out_tok else None,
+        "facility_energy_per_output_token_j": fac_m / out_tok if out_tok else None,
+        "gpu_avg_power_w": e_m / span if span > 0 else None,
+        "gpu_peak_power_w": float(fp.gpu_w[inside].max()),
         "power_resolution_s": res,
         "host_energy_j": host_j,
         "network_energy_j": net_j,
         "facility_energy_j": fac_j,
-        "facility_avg_power_w": fac_j / t_end if t_end > 0 else None,
-        "facility_peak_power_w": float(fp.facility_w.max()),
+        "facility_avg_power_w": fac_m / span if span > 0 else None,
+        "facility_peak_power_w": float(fp.facility_w[inside].max()),
         "facility_energy_per_session_j": fac_win_j / per_win if per_win else None,
         "steady_state_window": {"start_s": w0, "end_s": w1, "sessions": n_win, "gpu_energy_j": gpu_win_j,
                                 "facility_energy_j": fac_win_j,
@@ -235,8 +306,8 @@ def _energy_block(scenario, profile, counts: RunCounts, replicas: pd.DataFrame, 
                                         "sessions = finished sessions whose finish lies inside; "
                                         "*_with_idle and facility per-session figures = window energy / sessions "
                                         f"(none below {MIN_WINDOW_SESSIONS} sessions)"},
-        "gpu_power": F.series_metrics(fp.time_s, fp.gpu_w, w, res),
-        "facility_power": F.series_metrics(fp.time_s, fp.facility_w, w, res),
+        "gpu_power": F.series_metrics(fp.time_s[inside], fp.gpu_w[inside], w[inside], res),
+        "facility_power": F.series_metrics(fp.time_s[inside], fp.facility_w[inside], w[inside], res),
         "provisioning": F.provisioning(fp, scenario.facility, res),
         "gpu_time_split": {"busy_s": float(fp.busy_s.sum()), "idle_tool_s": float(fp.idle_tool_s.sum()),
                            "idle_empty_s": float(fp.idle_empty_s.sum())},
@@ -271,7 +342,7 @@ def _simpy_version() -> str:
     return getattr(simpy, "__version__", "unknown")
 
 
-def _by_agent(c: pd.DataFrame, s: pd.DataFrame) -> dict[str, Any]:
+def _by_agent(c: pd.DataFrame, s: pd.DataFrame, percentiles=PCTS) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not len(s):
         return out
@@ -282,9 +353,51 @@ def _by_agent(c: pd.DataFrame, s: pd.DataFrame) -> dict[str, Any]:
             "sessions_completed": int(len(fin)),
             "llm_calls_per_session": float(fin["n_llm_calls"].mean()) if len(fin) else None,
             "tool_calls_per_session": float(fin["n_tool_calls"].mean()) if len(fin) else None,
-            "session_e2e_s": _pcts(fin["e2e_s"]),
-            "ttft_s": _pcts(cg["ttft_s"]),
-            "energy_per_session_j": float((fin["energy_j"] + fin["idle_energy_j"]).mean()) if len(fin) else None,
+            "session_e2e_s": pcts(fin["e2e_s"], percentiles),
+            "ttft_s": pcts(cg["ttft_s"], percentiles),
+            "queue_s": pcts(cg["queue_s"] if "queue_s" in cg else [], percentiles),
+            "gpu_energy_per_session_j": float((fin["energy_j"] + fin["idle_energy_j"]).mean()) if len(fin) else None,
             "tool_time_share": float((fin["tool_time_s"] / fin["e2e_s"]).mean()) if len(fin) else None,
         }
     return out
+
+
+VLLM_METRICS = (("ttft", "ttft_s"), ("tpot", "tpot_s"), ("e2el", "e2e_s"))
+
+
+def vllm_benchmark(calls: pd.DataFrame, summary: dict[str, Any]) -> dict[str, Any]:
+    """The run in vLLM ``benchmark_serving --save-result`` field names (times in ms), so a simulated run
+    sits beside a real benchmark: ``completed``, ``failed``, ``total_input_tokens``, ``total_output_tokens``,
+    ``duration``, ``request_throughput``, ``output_throughput``, ``total_token_throughput`` and
+    ``mean_/median_/std_/pNN_{ttft,tpot,e2el}_ms`` (vLLM's ``p99.9`` spelling). Calls = the LLM calls of
+    the metrics window (``summary["metrics_window"]``); there is no per-token ITL in the simulator, so no
+    ``*_itl_ms`` fields (each call's mean inter-token gap is its TPOT)."""
+    win = summary["metrics_window"]
+    c = calls if "ttft_s" in calls else call_metrics(calls)
+    fin = c[c["status"] == "finished"]
+    drop = c[c["status"] != "finished"]
+    if win["steady_state"]:
+        inside = (fin["submit_s"] >= win["start_s"]) & (fin["submit_s"] <= win["end_s"])
+        fin, drop = fin[inside], drop[(drop["submit_s"] >= win["start_s"]) & (drop["submit_s"] <= win["end_s"])]
+    duration = win["end_s"] - win["start_s"]
+    tin, tout = int(fin["prompt_tokens"].sum()), int(fin["output_tokens"].sum())
+    out: dict[str, Any] = {
+        "backend": "agentwatt (simulated)", "model_id": summary["profile"]["model"],
+        "duration": duration, "completed": int(len(fin)), "failed": int(len(drop)),
+        "total_input_tokens": tin, "total_output_tokens": tout,
+        "request_throughput": len(fin) / duration if duration > 0 else None,
+        "output_throughput": tout / duration if duration > 0 else None,
+        "total_token_throughput": (tin + tout) / duration if duration > 0 else None,
+    }
+    for name, col in VLLM_METRICS:
+        a = fin[col].to_numpy(dtype=float) * 1e3
+        a = a[np.isfinite(a)]
+        out[f"mean_{name}_ms"] = float(a.mean()) if a.size else None
+        out[f"median_{name}_ms"] = float(np.median(a)) if a.size else None
+        out[f"std_{name}_ms"] = float(a.std()) if a.size else None
+        for p in summary["percentiles"]:
+            word = str(int(p)) if int(p) == p else str(p)
+            out[f"p{word}_{name}_ms"] = float(np.percentile(a, p)) if a.size else None
+    out["agentwatt"] = {"scenario": summary["scenario"], "seed": summary["seed"], "window": win,
+                        "gpus": summary["gpus"], "gpu_energy_per_output_token_j": summary.get("gpu_energy_per_output_token_j")}
+    return json_clean(out)

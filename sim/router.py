@@ -2,6 +2,8 @@
 
 With ``session_affinity`` a session's later calls go to the replica that served its previous
 call, so its grown context can hit that replica's prefix cache (the first call uses the policy).
+An autoscaler (sim/autoscale.py) takes replicas out of routing and puts them back with
+``Router.set_ready``: calls go only to ready replicas, a session whose home is out is re-homed.
 """
 from __future__ import annotations
 
@@ -14,11 +16,18 @@ class RoundRobin:
     def __init__(self, replicas: Sequence) -> None:
         self.replicas = replicas
         self._next = 0
+        self._out: set[int] = set()   # replicas not ready (skipped)
 
     def pick(self):
         r = self.replicas[self._next]
         self._next = (self._next + 1) % len(self.replicas)
+        while self._out and r.index in self._out:
+            r = self.replicas[self._next]
+            self._next = (self._next + 1) % len(self.replicas)
         return r
+
+    def set_ready(self, replica, ready: bool) -> None:
+        (self._out.discard if ready else self._out.add)(replica.index)
 
 
 class LeastLoaded:
@@ -30,8 +39,12 @@ class LeastLoaded:
 
     def __init__(self, replicas: Sequence) -> None:
         self.replicas = replicas
+        top = max(r.index for r in replicas) + 1   # leaves by replica index (a pool's need not start at 0)
+        self._slot = [None] * top
+        for r in replicas:
+            self._slot[r.index] = r
         size = 1
-        while size < len(replicas):
+        while size < top:
             size *= 2
         self._size = size
         self._bits = size.bit_length()
@@ -57,7 +70,14 @@ class LeastLoaded:
             tree[i] = m
 
     def pick(self):
-        return self.replicas[self._tree[1] & self._mask]
+        return self._slot[self._tree[1] & self._mask]
+
+    _OUT = 1 << 40   # the load of a replica that is not ready: never the least
+
+    def set_ready(self, replica, ready: bool) -> None:
+        """Out of routing: its leaf holds ``_OUT`` and its load changes are not listened to."""
+        replica.on_load = self.update if ready else None
+        self.update(replica.index, replica.outstanding if ready else self._OUT)
 
 
 class FewestQueued:
@@ -67,9 +87,14 @@ class FewestQueued:
 
     def __init__(self, replicas: Sequence) -> None:
         self.replicas = replicas
+        self._out: set[int] = set()
 
     def pick(self):
-        return min(self.replicas, key=lambda r: (len(r.state.waiting), r.index))
+        pool = self.replicas if not self._out else [r for r in self.replicas if r.index not in self._out]
+        return min(pool, key=lambda r: (len(r.state.waiting), r.index))
+
+    def set_ready(self, replica, ready: bool) -> None:
+        (self._out.discard if ready else self._out.add)(replica.index)
 
 
 ROUTERS = {"round_robin": RoundRobin, "least_loaded": LeastLoaded, "fewest_queued": FewestQueued}
@@ -82,14 +107,20 @@ class Router:
         self.policy = ROUTERS[policy](replicas)
         self.session_affinity = session_affinity
         self._home: dict[int, object] = {}
+        self._out: set[int] = set()   # replicas not ready (an autoscaler's); empty for a static fleet
 
     def route(self, session_id: int):
         if self.session_affinity:
             r = self._home.get(session_id)
-            if r is None:
+            if r is None or (self._out and r.index in self._out):
                 r = self._home[session_id] = self.policy.pick()
             return r
         return self.policy.pick()
+
+    def set_ready(self, replica, ready: bool) -> None:
+        """Put ``replica`` into routing or take it out (at least one replica must stay ready)."""
+        (self._out.discard if ready else self._out.add)(replica.index)
+        self.policy.set_ready(replica, ready)
 
     def forget(self, session_id: int) -> None:
         self._home.pop(session_id, None)

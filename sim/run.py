@@ -46,11 +46,14 @@ class Results:
     power: pd.DataFrame | None
     power_levels: pd.DataFrame | None = None
     steps: pd.DataFrame | None = None   # [run] step_trace: one row per engine step (core/steptrace.py columns + replica)
+    scaling: pd.DataFrame | None = None  # [autoscale]: replicas ready/warming/draining/stopped over time
+    replica_states: pd.DataFrame | None = None   # [autoscale]: each replica's state changes (time_s, replica, state)
+    transfers: pd.DataFrame | None = None   # [disaggregation]: one row per KV transfer (sim/disagg.py TRANSFER_COLUMNS)
 
     def __repr__(self) -> str:
         s = self.summary
         p99 = (s.get("session_e2e_s") or {}).get("p99")
-        e = s.get("energy_per_session_j")
+        e = s.get("gpu_energy_per_session_j")
         return (f"<Results {self.scenario.name!r}: {s.get('sessions_completed')}/{s.get('sessions_arrived')} sessions "
                 f"completed, session p99 {'n/a' if p99 is None else f'{p99:.3g} s'}, "
                 f"{'energy n/a' if e is None else f'{e / 3600:.3g} Wh/session'}, {s.get('gpus')} GPU(s)>")
@@ -58,7 +61,7 @@ class Results:
     @property
     def metrics(self) -> pd.Series:
         """Every scalar of the summary under a dotted name (``session_e2e_s.p99``,
-        ``by_agent.react-hotpotqa.energy_per_session_j``), as the columns of a sweep table."""
+        ``by_agent.react-hotpotqa.gpu_energy_per_session_j``), as the columns of a sweep table."""
         return pd.Series(_flat(self.summary), dtype=object)
 
     def write(self, folder: str | Path, plots: bool = True) -> dict[str, Path]:
@@ -137,23 +140,68 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
     sessions = rec.sessions_frame()
     _check_times(scenario, calls, sessions, t_end)
     fp = None
-    if profile.power.available:
+    if profile.power.available and world.disagg is not None:
+        fp = world.disagg.fleet_power(scenario.facility, t_end)
+        _check_facility_energy(scenario, replicas, fp)
+    elif profile.power.available:
         spare = scenario.fleet.spare_replicas
         fp = fleet_power([r.bins for r in replicas], profile.hardware.tp, profile.power.idle_w,
                          scenario.facility, t_end, spare_replicas=spare, spare_state=scenario.fleet.spare_state,
                          spare_w_per_gpu=state_power_w(profile, scenario.fleet.spare_state) if spare else 0.0)
         _check_facility_energy(scenario, replicas, fp)
-    summary = summarize(scenario, profile, calls, sessions, pd.DataFrame([r.counters() for r in replicas]),
-                        ctx.counts(), fp, t_end)
+    rows = pd.DataFrame([r.counters() for r in replicas])
+    summary = summarize(scenario, profile, calls, sessions, rows, ctx.counts(), fp, t_end)
+    from agentwatt.sim.report import with_call_columns
+    with_call_columns(calls)   # queue_s, ttft_s, tpot_s, e2e_s beside the recorded times (calls.parquet)
     power = levels = None
     if fp is not None:
         from agentwatt.sim.facility import gpu_power_bounds, levels_frame, observed_gpu_power
         power = fp.frame(observed_gpu_power(fp.gpu_w, scenario.run.power_resolution_s, scenario.facility,
                                             scenario.run.seed, gpu_power_bounds(profile, fp.gpus)))
         levels = levels_frame(fp, scenario.facility)
+    transfers = None
+    if world.disagg is not None:
+        summary["disaggregation"] = world.disagg.summary(rows)
+        transfers = world.disagg.transfers()
+    scaling = states = None
+    if world.autoscalers:
+        scaling, states = _autoscale_summary(summary, world.autoscalers, profile, calls, t_end)
     summary["wall_time_s"] = round(time.perf_counter() - wall0, 3)
     return Results(scenario=scenario, profile=profile, summary=summary, calls=calls, sessions=sessions, power=power,
-                   power_levels=levels, steps=steps_frame(replicas) if scenario.run.step_trace else None)
+                   power_levels=levels, steps=steps_frame(replicas) if scenario.run.step_trace else None,
+                   scaling=scaling, replica_states=states, transfers=transfers)
+
+
+def _autoscale_summary(summary: dict, scalers: dict, profile: Profile, calls: pd.DataFrame,
+                       t_end: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add the ``autoscale`` block to ``summary`` (one per pool with ``[disaggregation]``) and stopped
+    GPU-seconds to its power states; return the replicas-per-state table and the replicas' state
+    changes. Calls submitted while a pool's replicas were warming are that pool's ramp."""
+    tp = profile.hardware.tp
+    fin = calls[calls["status"] == "finished"]
+    ttft = (fin["first_token_s"] - fin["submit_s"]).to_numpy()
+    blocks, frames = {}, []
+    for pool, scaler in scalers.items():
+        reps = scaler.replicas
+        e_stopped = sum(r.books.stopped_energy_j for r in reps) if profile.power.available else None
+        block = scaler.summary(t_end, tp, e_stopped)
+        ramp = scaler.scaling_at(fin["submit_s"].to_numpy()) if len(fin) else np.zeros(0, dtype=bool)
+        block["calls_during_warmup"] = int(ramp.sum())
+        block["ttft_p99_during_warmup_s"] = float(np.percentile(ttft[ramp], 99)) if ramp.any() else None
+        block["ttft_p99_otherwise_s"] = float(np.percentile(ttft[~ramp], 99)) if (~ramp).any() else None
+        blocks[pool] = block
+        states = summary.get("gpu_state_seconds")
+        if states is not None:
+            states[scaler.cfg.stopped_state] += sum(r.books.stopped_s for r in reps) * tp
+        frames.append(scaler.frame(t_end).assign(pool=pool))
+    transitions = pd.DataFrame([row for s in scalers.values() for row in s.transitions],
+                               columns=["time_s", "replica", "state"])
+    if list(scalers) == ["fleet"]:
+        summary["autoscale"] = blocks["fleet"]
+        return frames[0].drop(columns="pool"), transitions
+    summary["autoscale"] = blocks
+    return (pd.concat(frames, ignore_index=True),
+            transitions.sort_values("time_s", kind="stable", ignore_index=True))
 
 
 def steps_frame(replicas) -> pd.DataFrame:
@@ -184,7 +232,7 @@ def _check_times(scenario: Scenario, calls: pd.DataFrame, sessions: pd.DataFrame
 def _check_facility_energy(scenario: Scenario, replicas, fp) -> None:
     seed = scenario.run.seed
     gpu_j = float(np.sum(fp.gpu_w * fp.width_s))
-    counted = sum(r.books.busy_energy_j + r.books.idle_energy_j for r in replicas) \
+    counted = sum(r.books.busy_energy_j + r.books.idle_energy_j + r.books.stopped_energy_j for r in replicas) \
         + fp.spare_gpu_w * float(np.sum(fp.width_s))
     if not math.isclose(gpu_j, counted, rel_tol=1e-9, abs_tol=1e-6):
         raise InvariantViolation(f"bug (seed {seed}): power series integrates to {gpu_j} J, replicas counted {counted} J")
@@ -193,7 +241,7 @@ def _check_facility_energy(scenario: Scenario, replicas, fp) -> None:
 def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas) -> None:
     """Cheap end-of-run checks; a failure is a simulator bug, reported with the seed."""
     seed = scenario.run.seed
-    in_flight = sum(r.outstanding for r in replicas)
+    in_flight = sum(r.outstanding for r in replicas) + (ctx.disagg.in_transfer if ctx.disagg is not None else 0)
     if ctx.calls_submitted != ctx.calls_finished + ctx.calls_dropped + in_flight:
         raise InvariantViolation(
             f"bug (seed {seed}): calls submitted {ctx.calls_submitted} != finished {ctx.calls_finished} "
@@ -203,9 +251,9 @@ def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas) -> None
     for r in replicas:
         b = r.books
         e = b.bins.total("energy_j")
-        if b.idle_w is not None and not math.isclose(e, b.busy_energy_j + b.idle_energy_j, rel_tol=1e-9, abs_tol=1e-6):
-            raise InvariantViolation(f"bug (seed {seed}): replica {r.index} energy bins {e} J != counted "
-                                     f"{b.busy_energy_j + b.idle_energy_j} J")
+        counted = b.busy_energy_j + b.idle_energy_j + b.stopped_energy_j
+        if b.idle_w is not None and not math.isclose(e, counted, rel_tol=1e-9, abs_tol=1e-6):
+            raise InvariantViolation(f"bug (seed {seed}): replica {r.index} energy bins {e} J != counted {counted} J")
     for r in replicas:
         try:
             r.state.kv.check()

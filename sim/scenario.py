@@ -25,6 +25,10 @@ class RunConfig:
     drain_timeout_s: float = 600.0     # then wait at most this long for sessions in flight
     power_resolution_s: float = 1.0
     step_trace: bool = False           # keep one row per engine step (Results.steps, steps.csv)
+    # latency percentiles of summary.json (keys p50, p99, p99_9 ...): the tail the tool is about
+    percentiles: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.9)
+    # latency, throughput and power figures over the steady-state window only (no warm-up, no drain)
+    steady_state: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +89,56 @@ class FacilityConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AutoscaleConfig:
+    """``[autoscale]``: start and stop replicas with load (sim/autoscale.py). Off unless the table is
+    given. The most replicas is ``[fleet] replicas``; those not running sit in ``stopped_state``. With
+    ``[disaggregation]`` each pool is scaled on its own (min and initial per pool, max its size)."""
+
+    # per ready replica: "concurrency" (running + waiting calls), "queue" (waiting), "utilization" (share
+    # of the interval running steps) or "predicted" (concurrency extrapolated one warm-up ahead)
+    metric: str = "concurrency"
+    target_per_replica: float = 1.0    # required in the table: the metric's target per ready replica
+    min_replicas: int = 1
+    initial_replicas: int | None = None   # None: min_replicas (ready at t = 0, no warm-up)
+    # Kubernetes HPA defaults (kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/):
+    # --horizontal-pod-autoscaler-sync-period 15 s; behavior.scaleUp.stabilizationWindowSeconds 0,
+    # scaleDown 300 s
+    interval_s: float = 15.0
+    scale_up_delay_s: float = 0.0
+    scale_down_delay_s: float = 300.0
+    stopped_state: str = "parked"      # a stopped replica's GPUs: "parked" or "off" (core/step.py state_power_w)
+    # warm-up = weight bytes / storage bandwidth + engine start, drawing idle power and serving nothing.
+    # 7 GB/s: one PCIe 4.0 x4 NVMe drive's sequential read (nuvorix.com/glossary/nvme); 39 s: vLLM's
+    # torch.compile phase of a cold start (route179.dev 2026-06-30, "Optimizing vLLM cold start"; a
+    # lower bound: profiling and CUDA-graph capture come on top)
+    storage_gb_per_s: float = 7.0
+    engine_start_s: float = 39.0
+    warmup_s: float | None = None      # set: this warm-up instead of the formula
+
+
+AUTOSCALE_METRICS = ("concurrency", "queue", "utilization", "predicted")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DisaggregationConfig:
+    """``[disaggregation]``: a prefill pool and a decode pool joined by a KV link (sim/disagg.py).
+    Off unless the table is given; then it sizes the fleet (``[fleet] replicas`` = the sum if set)."""
+
+    prefill_replicas: int = 1
+    decode_replicas: int = 1
+    prefill_profile: str | None = None   # None: the scenario's profile (same tp required)
+    decode_profile: str | None = None
+    link: str = "infiniband-ndr"         # a preset of sim/disagg.py LINKS (per-GPU bandwidth, cited there)
+    link_gb_per_s: float | None = None   # set: this per-GPU bandwidth instead of the preset's
+    link_latency_s: float = 0.0          # per transfer; not modelled unless set (µs on RDMA, ≪ the bytes' time)
+    layer_overlap: bool = False          # only the last layer's KV share on the critical path
+    prefill_max_num_seqs: int | None = None           # None: [engine]'s
+    prefill_max_num_batched_tokens: int | None = None
+    decode_max_num_seqs: int | None = None
+    decode_max_num_batched_tokens: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class RouterConfig:
     policy: str = "least_loaded"
     session_affinity: bool = True
@@ -129,6 +183,8 @@ class Scenario:
     facility: FacilityConfig = field(default_factory=FacilityConfig)
     workload: tuple[WorkloadClass, ...] = ()
     source: str = "<built-in>"
+    autoscale: AutoscaleConfig | None = None   # [autoscale]: None = a static fleet
+    disaggregation: DisaggregationConfig | None = None   # [disaggregation]: None = prefill and decode co-located
 
     def with_seed(self, seed: int) -> "Scenario":
         return replace(self, run=replace(self.run, seed=seed))
@@ -250,6 +306,18 @@ def _bool(d: dict, key: str, default, where: str, table: str):
     return v
 
 
+def _percentiles(d: dict, default: tuple[float, ...], where: str) -> tuple[float, ...]:
+    if "percentiles" not in d:
+        return default
+    v = d["percentiles"]
+    ok = isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                           and 0 < x < 100 for x in v)
+    if not ok or len(set(v)) != len(v):
+        raise InputError(f"{where}: [run] percentiles = {v!r}: expected a list of distinct numbers > 0 and < 100, "
+                         f"e.g. [50, 95, 99, 99.9]")
+    return tuple(sorted(float(x) for x in v))
+
+
 def _table(data: dict, key: str, where: str) -> dict:
     v = data.get(key, {})
     if not isinstance(v, dict):
@@ -258,8 +326,9 @@ def _table(data: dict, key: str, where: str) -> dict:
 
 
 def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | None = None) -> Scenario:
-    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload"}, where,
-                "top level")
+    _check_keys(data, {"name", "profile", "run", "fleet", "engine", "router", "facility", "workload", "autoscale",
+                       "disaggregation"},
+                where, "top level")
     name = _str(data, "name", "scenario", where, "top level")
     if any(unicodedata.category(c) == "Cc" for c in name):   # printed to the terminal: no newline, ESC, BEL
         raise InputError(f"{where}: [top level] name = {name!r}: expected printable text (no control characters)")
@@ -268,14 +337,17 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
         profile = str((base_dir / profile)) if not Path(profile).is_absolute() else profile
 
     t = _table(data, "run", where)
-    _check_keys(t, {"seed", "duration_s", "drain_timeout_s", "power_resolution_s", "step_trace"}, where, "run")
+    _check_keys(t, {"seed", "duration_s", "drain_timeout_s", "power_resolution_s", "step_trace", "percentiles",
+                    "steady_state"}, where, "run")
     d = RunConfig()
     run = RunConfig(seed=_num(t, "seed", d.seed, where, "run", integer=True, lo=0, hi=2**63 - 1),
                     duration_s=_num(t, "duration_s", d.duration_s, where, "run", lo=0, lo_open=True, hi=1e9),
                     drain_timeout_s=_num(t, "drain_timeout_s", d.drain_timeout_s, where, "run", lo=0, hi=1e9),
                     power_resolution_s=_num(t, "power_resolution_s", d.power_resolution_s, where, "run",
                                             lo=0.001, hi=86400),
-                    step_trace=_bool(t, "step_trace", d.step_trace, where, "run"))
+                    step_trace=_bool(t, "step_trace", d.step_trace, where, "run"),
+                    percentiles=_percentiles(t, d.percentiles, where),
+                    steady_state=_bool(t, "steady_state", d.steady_state, where, "run"))
 
     t = _table(data, "fleet", where)
     _check_keys(t, {"replicas", "spare_replicas", "spare_state"}, where, "fleet")
@@ -319,8 +391,81 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
     if not isinstance(wl, list):
         raise InputError(f"{where}: workload: expected an array of tables [[workload]]")
     classes = tuple(_workload(w, i, where, base_dir) for i, w in enumerate(wl))
+    disagg = None
+    pool_max = fleet.replicas   # the most replicas an autoscaler may run (per pool with [disaggregation])
+    if "disaggregation" in data:
+        disagg = _disaggregation(data["disaggregation"], where, base_dir)
+        n = disagg.prefill_replicas + disagg.decode_replicas
+        if "replicas" in data.get("fleet", {}) and fleet.replicas != n:
+            raise InputError(f"{where}: [fleet] replicas = {fleet.replicas}: expected {n}, the prefill_replicas + "
+                             f"decode_replicas of [disaggregation] (or leave it out)")
+        if fleet.spare_replicas:
+            raise InputError(f"{where}: [disaggregation] with [fleet] spare_replicas: expected one of them (not "
+                             f"modelled together)")
+        fleet = replace(fleet, replicas=n)
+        pool_max = min(disagg.prefill_replicas, disagg.decode_replicas)
+    autoscale = _autoscale(data["autoscale"], pool_max, where) if "autoscale" in data else None
     return Scenario(name=name, profile=profile, run=run, fleet=fleet, engine=engine, router=router,
-                    facility=facility, workload=classes, source=where)
+                    facility=facility, workload=classes, source=where, autoscale=autoscale, disaggregation=disagg)
+
+
+def _disaggregation(t: Any, where: str, base_dir: Path | None) -> DisaggregationConfig:
+    from agentwatt.sim.disagg import LINKS
+    if not isinstance(t, dict):
+        raise InputError(f"{where}: [disaggregation] expected a table")
+    d, tab = DisaggregationConfig(), "disaggregation"
+    _check_keys(t, set(d.__dataclass_fields__), where, tab)
+    for k in ("prefill_replicas", "decode_replicas"):
+        if k not in t:
+            raise InputError(f"{where}: [disaggregation] {k} missing: expected an integer >= 1")
+    profiles = {}
+    for k in ("prefill_profile", "decode_profile"):
+        p = _str(t, k, None, where, tab)
+        if p is not None and base_dir is not None and (p.endswith(".json") or "/" in p) and not Path(p).is_absolute():
+            p = str(base_dir / p)
+        profiles[k] = p
+
+    def limit(k):
+        return _num(t, k, None, where, tab, integer=True, lo=1, hi=10_000_000)
+    return DisaggregationConfig(
+        prefill_replicas=_num(t, "prefill_replicas", 1, where, tab, integer=True, lo=1, hi=1_000_000),
+        decode_replicas=_num(t, "decode_replicas", 1, where, tab, integer=True, lo=1, hi=1_000_000),
+        **profiles,
+        link=_str(t, "link", d.link, where, tab, choices=tuple(LINKS)),
+        link_gb_per_s=_num(t, "link_gb_per_s", None, where, tab, lo=0, lo_open=True, hi=1e6),
+        link_latency_s=_num(t, "link_latency_s", 0.0, where, tab, lo=0, hi=60),
+        layer_overlap=_bool(t, "layer_overlap", False, where, tab),
+        prefill_max_num_seqs=limit("prefill_max_num_seqs"),
+        prefill_max_num_batched_tokens=limit("prefill_max_num_batched_tokens"),
+        decode_max_num_seqs=limit("decode_max_num_seqs"),
+        decode_max_num_batched_tokens=limit("decode_max_num_batched_tokens"))
+
+
+def _autoscale(t: Any, n: int, where: str) -> AutoscaleConfig:
+    if not isinstance(t, dict):
+        raise InputError(f"{where}: [autoscale] expected a table")
+    d, tab = AutoscaleConfig(), "autoscale"
+    _check_keys(t, set(d.__dataclass_fields__), where, tab)
+    if "target_per_replica" not in t:
+        raise InputError(f"{where}: [autoscale] target_per_replica missing: expected a number > 0 (the metric's "
+                         f"target per ready replica)")
+    lo = _num(t, "min_replicas", d.min_replicas, where, tab, integer=True, lo=1, hi=n)
+    cfg = AutoscaleConfig(
+        metric=_str(t, "metric", d.metric, where, tab, choices=AUTOSCALE_METRICS),
+        target_per_replica=_num(t, "target_per_replica", None, where, tab, lo=0, lo_open=True, hi=1e9),
+        min_replicas=lo,
+        initial_replicas=_num(t, "initial_replicas", lo, where, tab, integer=True, lo=lo, hi=n),
+        interval_s=_num(t, "interval_s", d.interval_s, where, tab, lo=0, lo_open=True, hi=1e7),
+        scale_up_delay_s=_num(t, "scale_up_delay_s", d.scale_up_delay_s, where, tab, lo=0, hi=1e7),
+        scale_down_delay_s=_num(t, "scale_down_delay_s", d.scale_down_delay_s, where, tab, lo=0, hi=1e7),
+        stopped_state=_str(t, "stopped_state", d.stopped_state, where, tab, choices=("parked", "off")),
+        storage_gb_per_s=_num(t, "storage_gb_per_s", d.storage_gb_per_s, where, tab, lo=0, lo_open=True, hi=1e6),
+        engine_start_s=_num(t, "engine_start_s", d.engine_start_s, where, tab, lo=0, hi=1e6),
+        warmup_s=_num(t, "warmup_s", None, where, tab, lo=0, hi=1e7))
+    if cfg.metric == "utilization" and cfg.target_per_replica > 1:
+        raise InputError(f"{where}: [autoscale] target_per_replica = {cfg.target_per_replica:g}: expected a share "
+                         f"of time in (0, 1] with metric = \"utilization\"")
+    return cfg
 
 
 def _num_or_hourly(t: dict, key: str, default, where: str, lo: float, hi: float):

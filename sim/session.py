@@ -40,6 +40,7 @@ class SessionContext:
         self.sessions_dropped = 0
         self.idle_event: simpy.Event | None = None
         self.kv_capacity_tokens: int | None = None   # one replica's KV (set by fleet.build)
+        self.disagg = None   # sim/disagg.Disaggregation: calls run prefill → KV transfer → decode
 
     def counts(self) -> RunCounts:
         """The session and call counters as they stand."""
@@ -155,9 +156,12 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
     replica = ctx.router.route(session.id)
     _hand_over_pins(state, req, replica)
     req.retain = ctx.kv_retention != "drop" and call.id < state["last_llm"]
-    replica.submit(req)
     state["last_replica"] = replica
-    yield req.done
+    if ctx.disagg is None:
+        replica.submit(req)
+        yield req.done
+    else:
+        yield from ctx.disagg.serve(req, replica, session.id)
     req.done = None   # the event's value is req: break the cycle so both are freed at once, not by the GC
     if req.pin_id is not None:
         state["pins"].append((replica, req.pin_id))
@@ -174,7 +178,7 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
     state["output"] += req.num_generated
     nan = float("nan")
     ctx.rec.call(session_id=session.id, node_id=call.id, agent=session.agent, replica=replica.index,
-                 submit_s=req.submit_s,
+                 submit_s=req.submit_s, start_s=req.start_s if req.start_s is not None else nan,
                  first_token_s=req.first_token_s if req.first_token_s is not None else nan,
                  finish_s=req.finish_s if req.finish_s is not None else nan,
                  prompt_tokens=req.prompt_len,

@@ -77,13 +77,14 @@ def record_timeline(scenario: Scenario, replica_index: int = 0, until_s: float =
 
 def plot_timeline(tl: Timeline, path: str | Path, title: str | None = None) -> Path:
     """Three stacked panels sharing the time axis: batch composition, KV use, GPU power."""
-    from agentwatt.sim.plots import pyplot, save_figure
+    from agentwatt.sim.plots import integer_ticks, pyplot, save_figure
     plt = pyplot()
     s, p = tl.samples, tl.power
     fig, (a, b, c) = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
     a.stackplot(s["time_s"], s["decode"], s["prefill"], s["waiting"], step="post",
                 labels=["decoding", "reading prompt (prefill)", "waiting for admission"], alpha=0.85)
     a.set_ylabel("requests")
+    integer_ticks(a.yaxis)
     a.legend(fontsize=8, loc="upper left")
     a.set_title(title or f"replica {tl.replica_index}: continuous batching over time")
     b.plot(s["time_s"], 100 * s["kv_used_share"], drawstyle="steps-post", lw=1)

@@ -27,6 +27,7 @@ def test_there_are_at_least_seven_examples_each_in_the_readme():
 @pytest.mark.parametrize("path", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_example_runs_fast_and_writes_plots(path: Path, tmp_path: Path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(EXAMPLES))
+    problems = _check_figures(monkeypatch)
     mod = _load(path)
     assert "Covers:" in mod.__doc__ and "Scenario:" in mod.__doc__
     out = tmp_path / path.stem
@@ -36,6 +37,28 @@ def test_example_runs_fast_and_writes_plots(path: Path, tmp_path: Path, monkeypa
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote" in capsys.readouterr().out
+    # issue 17: no overlapping labels, no annotation across a frame, no bar outside the visible range
+    assert problems == {}, problems
+
+
+def _check_figures(monkeypatch) -> dict:
+    """Run ``sim.plots.figure_problems`` on every figure an example saves; returns {file: problems}."""
+    import _common
+    from agentwatt.plan import plots as plan_plots
+    from agentwatt.sim import plots
+    found: dict = {}
+
+    def wrap(save):
+        def checked(fig, path, *a, **kw):
+            p = plots.figure_problems(fig)
+            if p:
+                found[Path(path).name] = p
+            return save(fig, path, *a, **kw)
+        return checked
+    monkeypatch.setattr(_common, "save", wrap(_common.save))
+    monkeypatch.setattr(plots, "save_figure", wrap(plots.save_figure))
+    monkeypatch.setattr(plan_plots, "save_figure", wrap(plan_plots.save_figure))
+    return found
 
 
 def test_timeline_records_the_run_that_run_simulates():

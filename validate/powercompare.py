@@ -67,17 +67,31 @@ def compare(measured_t: np.ndarray, measured_w: np.ndarray, sim_t: np.ndarray, s
     }
 
 
-def read_power_series(path: str | Path, column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(time_s, watts) from a CSV or Parquet file, or a results folder (its power.parquet).
+def read_power_series(path: str | Path, column: str | None = None,
+                      dcgm_interval_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(time_s, watts) from a results folder (its power.parquet), our CSV or Parquet, or a meter's own
+    output: nvidia-smi CSV, dcgmi dmon text, Zeus JSON (``validate/powerformats.py``; found by sniffing).
 
-    Time column: ``time_s`` (seconds) or ``timestamp`` (parseable date-time); power column:
+    Our format: time column ``time_s`` (seconds) or ``timestamp`` (parseable date-time); power column
     ``column`` if given, else the first of ``power_w``, ``gpu_power_w``, ``facility_power_w``.
     """
+    from agentwatt.validate import powerformats as PF
     p = Path(path)
     if p.is_dir():
         p = p / "power.parquet"
     if not p.exists():
-        raise InputError(f"{path}: not found: expected a CSV/Parquet power series or a results folder")
+        raise InputError(f"{path}: not found: expected a power series ({PF.FORMATS}) or a results folder")
+    kind = PF.sniff(p) if column is None else "native"
+    if kind != "native":
+        try:
+            t, w = {"zeus": PF.read_zeus, "nvidia-smi": PF.read_nvidia_smi,
+                    "dcgm": lambda q: PF.read_dcgm(q, dcgm_interval_s)}[kind](p)
+        except (pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise InputError(f"{p}: cannot read as {kind} output ({str(e).splitlines()[0][:100]}): expected "
+                             f"one of {PF.FORMATS}") from None
+        if len(t) < 2:
+            raise InputError(f"{p}: {len(t)} sample(s): expected a power series")
+        return t, w
     try:
         df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
     except UnicodeDecodeError:
@@ -93,7 +107,8 @@ def read_power_series(path: str | Path, column: str | None = None) -> tuple[np.n
         ts = pd.to_datetime(df["timestamp"], errors="coerce")
         t = (ts - ts.min()).dt.total_seconds().to_numpy(dtype=float)
     else:
-        raise InputError(f"{p}: no time_s or timestamp column: expected one (columns: {', '.join(map(str, df.columns))})")
+        raise InputError(f"{p}: no time_s or timestamp column (columns: {', '.join(map(str, df.columns))}): expected "
+                         f"one of {PF.FORMATS}")
     cols = [column] if column else [c for c in ("power_w", "gpu_power_w", "facility_power_w") if c in df]
     if not cols or cols[0] not in df:
         raise InputError(f"{p}: no power column {column or 'power_w'}: expected one of the columns "

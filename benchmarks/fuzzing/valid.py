@@ -285,9 +285,9 @@ def check_results(res, data: dict) -> None:
         _check(s["facility_energy_j"] >= e * (1 - 1e-6), "facility energy >= GPU energy (PUE >= 1, host >= 0)")
         if end > 0:
             lo = pm.idle_w * s["gpus"] * (1 - 1e-6)
-            _check(s["avg_power_w"] >= lo, f"average GPU power {s['avg_power_w']} >= idle {lo}")
+            _check(s["gpu_avg_power_w"] >= lo, f"average GPU power {s['gpu_avg_power_w']} >= idle {lo}")
             hi = max(pm.max_w or math.inf, pm.idle_w) * s["gpus"] * (1 + 1e-6)
-            _check(s["peak_power_w"] <= hi, f"peak GPU power {s['peak_power_w']} <= max {hi}")
+            _check(s["gpu_peak_power_w"] <= hi, f"peak GPU power {s['gpu_peak_power_w']} <= max {hi}")
         if len(fin):
             _check(bool((fin["energy_j"] >= 0).all()), "per-call energy >= 0")
             _check(float(fin["energy_j"].sum()) <= s["gpu_busy_energy_j"] * (1 + 1e-6) + 1e-6,

@@ -96,3 +96,15 @@ def test_simulated_rows_match_the_paper(report):
         r = rows[key]
         assert r["ok"] is True, (key, r["ours"], r["paper"], r["tolerance"])
         assert r["ours"] == pytest.approx(PAPER[key].value, rel=r["tolerance"]), key
+
+
+def test_html_report_embeds_every_table_and_figure(report):
+    """Issue 17: report.html beside report.md, self-contained (figures as data URIs, nothing fetched)."""
+    import re
+    text = (report / "report.html").read_text(encoding="utf-8")
+    doc = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    names = [n for s in doc["sections"] for n in s["figures"]]
+    assert text.count("<img ") == text.count("<img alt=") == len(names) > 0
+    assert all(f'alt="{n}"' in text for n in names)
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"(?!data:)", text)
+    assert all(s["title"] in text for s in doc["sections"])

@@ -21,6 +21,9 @@ METRIC = "session_e2e_s.p99"
 
 def test_parse_slo():
     assert parse_slo("session_e2e_s.p99<=60") == SLO("session_e2e_s.p99", "<=", 60.0)
+    # issue 17: p95 and p99.9 are summary metrics; p99.9 is spelt p99_9 in the summary, either works
+    assert parse_slo("session_e2e_s.p95<=40") == SLO("session_e2e_s.p95", "<=", 40.0)
+    assert parse_slo("by_agent.react-hotpotqa.ttft_s.p99.9<=2") == SLO("by_agent.react-hotpotqa.ttft_s.p99_9", "<=", 2.0)
     assert parse_slo(" sessions_completed >= 1e2 ") == SLO("sessions_completed", ">=", 100.0)
     for bad in ("session_e2e_s.p99=60", "p99<=fast", "<=60", "x<=inf"):
         with pytest.raises(InputError) as e:
@@ -52,7 +55,7 @@ def test_search_finds_the_threshold_and_asks_each_size_once(lo, hi, batch):
 
 
 def _rows(values, in_flight=0, peak=100.0, facility=None):
-    return [{"seed": i, METRIC: v, "sessions_in_flight": in_flight, "peak_power_w": peak,
+    return [{"seed": i, METRIC: v, "sessions_in_flight": in_flight, "gpu_peak_power_w": peak,
              **({"facility_peak_power_w": facility + i} if facility is not None else {})}
             for i, v in enumerate(values)]
 
@@ -69,9 +72,9 @@ def test_assess_uses_the_one_sided_upper_bound():
 
 def test_assess_prefers_facility_peak_power():
     a = assess(2, _rows([1, 2], facility=500.0), [SLO(METRIC, "<=", 9)], 0.9)
-    assert (a.peak_power_w, a.power_source) == (501.0, "facility")
+    assert (a.budget_peak_power_w, a.power_source) == (501.0, "facility")
     a = assess(2, _rows([1, 2]), [SLO(METRIC, "<=", 9)], 0.9)
-    assert (a.peak_power_w, a.power_source) == (100.0, "GPU only")
+    assert (a.budget_peak_power_w, a.power_source) == (100.0, "GPU only")
 
 
 # ------------------------------------------------------------------------------ against an exhaustive sweep
@@ -151,6 +154,11 @@ def test_cli_plan_prints_answer_margin_and_power(exhaustive, run_cli):
     assert "answer: fleet.replicas = 3 (3 GPUs)" in out
     assert "upper 90% bound" in out and "to spare" in out
     assert "power: peak" in out and "energy per session" in out
+    import json
+    row = json.loads((store / "plan.json").read_text())["evaluated"][0]   # one naming scheme (issue 17)
+    assert "peak_power_w" not in row and "avg_power_w" not in row
+    assert row["budget_peak_power_w"] == row["facility_peak_power_w"] > row["gpu_peak_power_w"] > 0
+    assert row[f"{METRIC}.n"] == SEEDS
 
 
 def test_cli_plan_without_answer_exits_1_with_one_line(exhaustive, run_cli):

@@ -25,7 +25,7 @@ def test_project_scales_the_simulated_fleet_and_the_papers_formula(sc):
     assert sm["replicas"] == math.ceil(qpd / 86400 / rate) and sm["gpus"] == sm["replicas"]
     scale = sm["replicas"] / 2
     assert sm["facility_avg_power_w"] == pytest.approx(s["facility_avg_power_w"] * scale)
-    assert sm["gpu_avg_power_w"] == pytest.approx(s["avg_power_w"] * scale)
+    assert sm["gpu_avg_power_w"] == pytest.approx(s["gpu_avg_power_w"] * scale)
     alone = run(single_query_scenario(sc)).summary
     assert alone["sessions_completed"] == 30 and alone["replicas"] == 1
     wh = alone["gpu_energy_j"] / 30 / 3600

@@ -109,15 +109,32 @@ def test_cli_set_error_is_one_line_exit_2(scenario, tmp_path, run_cli):
 # ------------------------------------------------------------------------------ uncertainty
 
 def test_mean_ci_is_the_t_interval():
-    x = [3.0, 5.0, 4.0, 8.0]
+    x = [3.0, 5.0, 0.0, 8.0]          # a zero: not all positive, so the plain t interval of the mean
     ci = mean_ci(x, 0.9)
     lo, hi = stats.t.interval(0.9, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
-    assert (ci.n, ci.mean) == (4, 5.0) and ci.ci_low == pytest.approx(lo) and ci.ci_high == pytest.approx(hi)
+    assert (ci.n, ci.mean, ci.method) == (4, 4.0, "t")
+    assert ci.ci_low == pytest.approx(lo) and ci.ci_high == pytest.approx(hi)
     assert one_sided_bound(x, 0.95) == pytest.approx(hi)          # one-sided 95 % = edge of two-sided 90 %
     assert one_sided_bound(x, 0.95, upper=False) == pytest.approx(lo)
+    assert math.isnan(one_sided_bound([2.0], 0.9))
     one = mean_ci([2.0, None, float("nan")])
     assert one.n == 1 and one.mean == 2.0 and math.isnan(one.ci_low) and math.isnan(one.std)
-    assert math.isnan(one_sided_bound([2.0], 0.9))
+
+
+def test_interval_of_a_positive_metric_stays_positive():
+    """Issue 17: a 2-seed t interval of a latency printed a negative lower bound. Positive values get
+    the t interval of their logarithms mapped back: above zero, the geometric mean inside."""
+    x = [10.0, 30.0]
+    lo_t, _ = stats.t.interval(0.95, 1, loc=np.mean(x), scale=stats.sem(x))
+    assert lo_t < 0                                                   # the defect: a negative latency
+    ci = mean_ci(x, 0.95)
+    lx = np.log(x)
+    lo, hi = np.exp(stats.t.interval(0.95, 1, loc=lx.mean(), scale=stats.sem(lx)))
+    assert ci.method == "log-t" and ci.n == 2 and ci.mean == 20.0
+    assert ci.ci_low == pytest.approx(lo) and ci.ci_high == pytest.approx(hi) and ci.ci_low > 0
+    assert ci.ci_low < math.sqrt(10.0 * 30.0) < ci.ci_high
+    assert one_sided_bound(x, 0.975, upper=False) == pytest.approx(lo)
+    assert one_sided_bound(x, 0.975) == pytest.approx(hi)
 
 
 # ------------------------------------------------------------------------------ sweeps
@@ -129,7 +146,7 @@ def test_sweep_table_and_summary(scenario, tmp_path):
     assert len(t) == 8 and t["key"].is_unique and res.runs_done_now == 8
     assert sorted(t["seed"].unique()) == [5, 6]
     for col in ("param.fleet.replicas", "param.workload.0.rate_per_s", "session_e2e_s.p99",
-                "by_agent.react-hotpotqa.session_e2e_s.p99", "peak_power_w", "gpus"):
+                "by_agent.react-hotpotqa.session_e2e_s.p99", "gpu_peak_power_w", "gpus"):
         assert col in t.columns
     assert list(t["param.fleet.replicas"]) == [1, 1, 1, 1, 2, 2, 2, 2]
     assert (t["gpus"] == t["param.fleet.replicas"]).all()

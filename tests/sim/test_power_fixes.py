@@ -116,10 +116,10 @@ def test_fleet_energy_per_session_is_window_energy_over_window_sessions():
     res = run(_sc(duration=900.0, workload=LATS))
     s, n, gpu_j, fac_j = _window_check(res)
     assert n >= 10 and s["sim_time_s"] > s["arrivals_end_s"]
-    assert s["energy_per_session_with_idle_j"] == pytest.approx(gpu_j / n, rel=1e-6)
+    assert s["gpu_energy_per_session_with_idle_j"] == pytest.approx(gpu_j / n, rel=1e-6)
     assert s["facility_energy_per_session_j"] == pytest.approx(fac_j / n, rel=1e-6)
     # fleet energy per session holds the session's own energy plus a share of the idle fleet
-    assert s["energy_per_session_with_idle_j"] == pytest.approx(s["energy_per_session_j"], rel=0.3)
+    assert s["gpu_energy_per_session_with_idle_j"] == pytest.approx(s["gpu_energy_per_session_j"], rel=0.3)
 
 
 def test_short_run_with_sessions_in_flight_is_not_charged_to_the_few_finished():
@@ -130,13 +130,13 @@ def test_short_run_with_sessions_in_flight_is_not_charged_to_the_few_finished():
     wl = [{"agent": "lats-hotpotqa", "rate_per_s": 0.2, "knobs": old_odds}]
     s = run(_sc(duration=60.0, workload=wl, replicas=2, drain=5.0)).summary
     assert s["sessions_in_flight"] > s["sessions_completed"] / 2
-    long = run(_sc(duration=900.0, workload=wl, replicas=2)).summary["energy_per_session_with_idle_j"]
+    long = run(_sc(duration=900.0, workload=wl, replicas=2)).summary["gpu_energy_per_session_with_idle_j"]
     old = s["gpu_energy_j"] / s["sessions_completed"]   # all energy, sessions in flight's too, over finished ones
     assert old / long > 1.5
-    assert s["energy_per_session_with_idle_j"] is None and s["facility_energy_per_session_j"] is None
+    assert s["gpu_energy_per_session_with_idle_j"] is None and s["facility_energy_per_session_j"] is None
     assert any("steady-state window" in w for w in s["warnings"])
     # what is reported stays the finished sessions' own energy
-    assert s["energy_per_session_j"] < long
+    assert s["gpu_energy_per_session_j"] < long
 
 
 # ------------------------------------------------------------------ carbon and cost per day

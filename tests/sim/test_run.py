@@ -62,7 +62,7 @@ def test_energy_equals_integral_of_power_series():
     assert s["gpu_energy_j"] == pytest.approx(s["gpu_busy_energy_j"] + s["gpu_idle_energy_j"], rel=1e-8)
     # every busy joule is attributed to some call
     assert res.calls["energy_j"].sum() == pytest.approx(s["gpu_busy_energy_j"], rel=1e-6)
-    assert s["avg_power_w"] == pytest.approx(s["gpu_energy_j"] / s["sim_time_s"])
+    assert s["gpu_avg_power_w"] == pytest.approx(s["gpu_energy_j"] / s["sim_time_s"])
 
 
 def test_same_seed_same_summary_different_seed_differs():
@@ -101,17 +101,17 @@ def test_write_results_files(tmp_path):
     res = run(_scenario())
     written = write_results(res, tmp_path)
     for name in ("summary.json", "calls.parquet", "sessions.parquet", "power.parquet", "power_levels.parquet",
-                 "latency_cdf.png", "power.png"):
+                 "latency_ccdf.png", "power.png"):
         assert (tmp_path / name).stat().st_size > 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     for key in ("sessions_completed", "calls_completed", "ttft_s", "tpot_s", "call_e2e_s", "session_e2e_s",
-                "gpu_utilization", "gpu_energy_j", "energy_per_session_j", "avg_power_w", "peak_power_w",
+                "gpu_utilization", "gpu_energy_j", "gpu_energy_per_session_j", "gpu_avg_power_w", "gpu_peak_power_w",
                 "sim_time_s", "wall_time_s", "profile", "seed", "versions"):
         assert key in summary
     for key in ("p50", "p90", "p99"):
         assert summary["session_e2e_s"][key] is not None
     assert summary["profile"]["provenance"]["references"]
-    assert len(written) == 7
+    assert len(written) == 8          # + vllm_benchmark.json (issue 17)
 
 
 def test_default_scenario_loads():
