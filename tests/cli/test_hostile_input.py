@@ -53,9 +53,11 @@ def test_budget_counts_what_a_run_allocates():
     from agentwatt.sim import budget
     from agentwatt.sim.scenario import load_scenario
     sc = load_scenario(None, {"fleet.replicas": 4, "run.duration_s": 100})
+    from agentwatt.sim.metrics import REPLICA_CHANNELS
+    ch = len(REPLICA_CHANNELS)
     need = budget.run_bytes(4, 1000, True, 100.0, 1.0, 8, 1)
-    # 4 replicas × 1000 blocks × 24 B + the shared id list + 4 × 102 bins × 5 channels × 16 B + fleet columns
-    assert need == (4 * 24 + 36) * 1000 + 4 * 102 * 5 * 16 + 102 * (32 + 1) * 8
+    # 4 replicas × 1000 blocks × 24 B + the shared id list + 4 × 102 bins × channels × 16 B + fleet columns
+    assert need == (4 * 24 + 36) * 1000 + 4 * 102 * ch * 16 + 102 * (32 + 1) * 8
     assert budget.run_bytes(4, 1000, False, 100.0, 1.0, 8, 1) == need - (4 * 24 + 36) * 1000
     budget.check_fits(sc, 1000, 8, 1, available=need)            # exactly enough: runs
     with pytest.raises(InputError, match="are available"):
@@ -64,7 +66,7 @@ def test_budget_counts_what_a_run_allocates():
     from agentwatt.sim.scenario import scenario_from_dict
     closed = scenario_from_dict({"run": {"duration_s": 1e9}, "workload": [
         {"agent": "chatbot-sharegpt", "arrival": "closed", "sessions": 3}]})
-    budget.check_fits(closed, 1000, 8, 1, available=(24 + 36) * 1000 + 2 * (5 * 16 + 33 * 8))
+    budget.check_fits(closed, 1000, 8, 1, available=(24 + 36) * 1000 + 2 * (ch * 16 + 33 * 8))
     with pytest.raises(InputError, match=r"power bins \(1e\+09 s"):
         budget.check_fits(replace(closed, workload=sc.workload), 1000, 8, 1, available=10**11)
 

@@ -22,11 +22,12 @@ def _names(folder):
 def test_no_plots_and_no_power_leave_nothing_of_the_previous_run(results, tmp_path):
     out = tmp_path / "r"
     write_results(results, out, plots=True)
-    assert {"latency_cdf.png", "power.png", "power.parquet"} <= set(_names(out))
+    assert {"latency_ccdf.png", "power.png", "power.parquet"} <= set(_names(out))
     write_results(results, out, plots=False)          # the previous PNGs go with the previous run
-    assert "latency_cdf.png" not in _names(out) and "power.png" not in _names(out)
+    assert not [n for n in _names(out) if n.endswith(".png")]
     write_results(replace(results, power=None, power_levels=None), out, plots=False)
-    assert _names(out) == ["calls.parquet", "sessions.parquet", "summary.json"]   # no stale power.parquet
+    assert "power.parquet" not in _names(out) and "power_levels.parquet" not in _names(out)   # none stale
+    assert {"calls.parquet", "sessions.parquet", "summary.json"} <= set(_names(out))
     assert _names(tmp_path) == ["r"]                                               # no staging folder left
 
 
