@@ -23,7 +23,7 @@ class Request:
     __slots__ = ("rid", "prompt_len", "output_len", "hashes", "blocks", "num_computed",
                  "num_generated", "n_registered", "submit_s", "start_s", "first_token_s", "finish_s",
                  "cached_tokens", "prefill_computed", "preemptions", "energy_j", "done", "tag",
-                 "admitted", "retain", "unpin_on_admit", "pin_id", "loaded")
+                 "admitted", "retain", "unpin_on_admit", "pin_id", "loaded", "host_blocks")
 
     def __init__(self, rid: int, prompt_len: int, output_len: int, hashes: list[int],
                  submit_s: float, done: Any = None, tag: Any = None) -> None:
@@ -50,6 +50,7 @@ class Request:
         self.unpin_on_admit: list[int] = []    # pins of this session to drop once admitted
         self.pin_id: int | None = None         # set by complete() when retained
         self.loaded = 0                        # tokens whose KV arrived from elsewhere (a prefill pool's transfer)
+        self.host_blocks = 0                   # blocks after the GPU hit loaded from a host tier (sim/kvtier.py)
 
     @property
     def num_tokens(self) -> int:
@@ -84,6 +85,8 @@ class ReplicaState:
     next_pin: int = 0
     unpinned_for_memory: int = 0
     now: float = 0.0          # the time of the step being scheduled (set by the replica; stamps start_s)
+    on_pin_dropped: Any = None   # callback(blocks) before a pin is dropped for memory (sim/kvtier.py spills it)
+    host_match: Any = None       # callback(hashes, start, end) -> blocks of hashes[start:end] a host tier holds
 
     @property
     def outstanding(self) -> int:
@@ -124,6 +127,8 @@ def _free_pins_for(state: ReplicaState, need: int) -> None:
     """Retention is a hint: under memory pressure drop the oldest pins before anything else."""
     while need > state.kv.num_free and state.pins:
         _, blocks = state.pins.popitem(last=False)
+        if state.on_pin_dropped is not None:
+            state.on_pin_dropped(blocks)
         state.kv.release(blocks)
         state.unpinned_for_memory += 1
 
@@ -202,8 +207,9 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
             r.unpin_on_admit = []
             continue
         hit = kv.match_prefix(r.hashes, (r.num_tokens - 1) // bs)
-        computed = len(hit) * bs
-        if r.loaded > computed:   # KV transferred in: only blocks to hold it, nothing to compute
+        host = _host_loaded(state, r, len(hit)) if r.host_blocks else 0
+        computed = (len(hit) + host) * bs
+        if r.loaded > computed:   # KV transferred in (a prefill pool's): only blocks to hold it, nothing to compute
             computed = r.loaded
         n = min(r.num_tokens - computed, budget)
         new_blocks = kv.blocks_for(computed + n) - len(hit)
@@ -213,7 +219,8 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
             if kv.cost_of(hit, new_blocks) > kv.num_free:
                 break
             hit = kv.match_prefix(r.hashes, (r.num_tokens - 1) // bs)  # unpinning may have evicted
-            computed = max(len(hit) * bs, r.loaded)
+            host = _host_loaded(state, r, len(hit)) if r.host_blocks else 0
+            computed = max((len(hit) + host) * bs, r.loaded)
             n = min(r.num_tokens - computed, budget)
             new_blocks = kv.blocks_for(computed + n) - len(hit)
             if kv.cost_of(hit, new_blocks) > kv.num_free:
@@ -223,6 +230,10 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
         r.blocks = list(hit) + kv.allocate(new_blocks)
         r.num_computed = computed
         r.n_registered = len(hit)
+        if host:   # blocks brought back from the host tier: computed, and cached at once
+            kv.register(r.blocks, r.hashes, len(hit), len(hit) + host)
+            r.n_registered += host
+            r.host_blocks = 0
         if not r.admitted:
             r.admitted = True
             r.start_s = state.now
@@ -236,6 +247,12 @@ def _schedule_waiting(state: ReplicaState, plan: StepPlan, budget: int) -> None:
             r.unpin_on_admit = []
         _add(plan, r, n)
         budget -= n
+
+
+def _host_loaded(state: ReplicaState, r: Request, gpu_hit: int) -> int:
+    """Blocks after a GPU hit of ``gpu_hit`` that the host tier loaded for ``r`` and still holds."""
+    end = min((r.num_tokens - 1) // state.kv.block_size, gpu_hit + r.host_blocks)
+    return state.host_match(r.hashes, gpu_hit, end) if end > gpu_hit else 0
 
 
 def schedule(state: ReplicaState) -> StepPlan:

@@ -15,7 +15,7 @@ import simpy
 
 from agentwatt.core.profile import Profile
 from agentwatt.core.errors import InputError
-from agentwatt.sim import workload
+from agentwatt.sim import kvtier, workload
 from agentwatt.sim.metrics import Recorder
 from agentwatt.sim.replica import Replica
 from agentwatt.sim.router import Router
@@ -90,10 +90,21 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
         replicas, router, num_blocks, disagg = _disaggregated(env, scenario, profile)
     rec = Recorder()
     eng = scenario.engine
+    tiers = None
+    if eng.kv_retention in kvtier.TIERED:
+        from agentwatt.sim.facility import server_for
+        spec = server_for(scenario.facility, profile)
+        tiers = kvtier.build_tiers(eng, profile, spec.name, spec.gpus, len(replicas), scenario.source)
+        for rep, tier in zip(replicas, tiers):
+            rep.state.on_pin_dropped = kvtier.spiller(env, tier, rep.state.kv, eng.kv_retention)
+            rep.state.host_match = tier.host.match
     ctx = SessionContext(env, router, rec, eng.block_size_tokens, eng.prefix_caching,
                          energy_available=profile.power.available, kv_retention=eng.kv_retention,
-                         kv_retention_ttl_s=eng.kv_retention_ttl_s)
-    if disagg is None:   # every replica the same: a prompt above this is dropped wherever it goes
+                         kv_retention_ttl_s=eng.kv_retention_ttl_s, kv_tiers=tiers,
+                         prefix_routing=router.prefix is not None)
+    if disagg is None and router.prefix is None and tiers is None:
+        # every replica alike, routing blind to content, no host tier reading hashes before admission:
+        # a prompt above this is dropped wherever it goes, its hashes never read
         ctx.kv_capacity_tokens = num_blocks * eng.block_size_tokens
     if disagg is not None:
         ctx.disagg = disagg
@@ -151,7 +162,8 @@ def _autoscaler(env: simpy.Environment, scenario: Scenario, profile: Profile, re
 def _replicas(env: simpy.Environment, scenario: Scenario, profile: Profile) -> tuple[list[Replica], Router, int]:
     """The replicas of ``scenario`` (each ``profile.hardware.tp`` GPUs), their router, KV blocks per replica."""
     replicas, blocks = _pool(env, scenario, profile, scenario.engine, 0, scenario.fleet.replicas)
-    router = Router(replicas, scenario.router.policy, scenario.router.session_affinity)
+    router = Router(replicas, scenario.router.policy, scenario.router.session_affinity,
+                    scenario.router.prefix_max_imbalance)
     return replicas, router, blocks
 
 
@@ -197,8 +209,8 @@ def _disaggregated(env: simpy.Environment, scenario: Scenario, profile: Profile)
                          if v is not None})
     pre, blocks = _pool(env, scenario, profiles[0], pe, 0, cfg.prefill_replicas)
     dec, _ = _pool(env, scenario, profiles[1], de, cfg.prefill_replicas, cfg.decode_replicas)
-    pr = Router(pre, scenario.router.policy, scenario.router.session_affinity)
-    dr = Router(dec, scenario.router.policy, scenario.router.session_affinity)
+    pr = Router(pre, scenario.router.policy, scenario.router.session_affinity, scenario.router.prefix_max_imbalance)
+    dr = Router(dec, scenario.router.policy, scenario.router.session_affinity, scenario.router.prefix_max_imbalance)
     return pre + dec, pr, blocks, Disaggregation(env, cfg, pre, dec, pr, dr, profiles[0], profiles[1])
 
 

@@ -95,6 +95,17 @@ class BlockManager:
             append(b)
         return hit
 
+    def hashes_of(self, blocks: Sequence[int]) -> list[int]:
+        """Content hashes of the leading cached blocks of ``blocks`` (up to the first uncached one)."""
+        out: list[int] = []
+        bh = self.block_hash
+        for b in blocks:
+            h = bh[b]
+            if h == _NO_HASH:
+                break
+            out.append(h)
+        return out
+
     def cost_of(self, hit: Sequence[int], new_blocks: int) -> int:
         """Free blocks consumed by taking ``hit`` (those now unreferenced) plus ``new_blocks``."""
         return new_blocks + list(map(self.ref.__getitem__, hit)).count(0)

@@ -4,9 +4,16 @@ With ``session_affinity`` a session's later calls go to the replica that served 
 call, so its grown context can hit that replica's prefix cache (the first call uses the policy).
 An autoscaler (sim/autoscale.py) takes replicas out of routing and puts them back with
 ``Router.set_ready``: calls go only to ready replicas, a session whose home is out is re-homed.
+
+``prefix_aware`` sends a call to the replica holding the longest cached prefix of its prompt, as the
+SGLang model gateway's cache_aware policy and llm-d's prefix-cache scorer do, unless that replica has
+more than ``prefix_max_imbalance`` outstanding requests above the least loaded one (then, and when
+the prefix covers under ``PREFIX_MIN_MATCH`` of the prompt, the least loaded replica gets it).
+The router knows what it sent where, not what each replica still caches (``PrefixIndex``).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Sequence
 
 from agentwatt.core.errors import InputError
@@ -97,25 +104,115 @@ class FewestQueued:
         (self._out.discard if ready else self._out.add)(replica.index)
 
 
-ROUTERS = {"round_robin": RoundRobin, "least_loaded": LeastLoaded, "fewest_queued": FewestQueued}
+# prefix_aware's fallback is the least loaded replica
+ROUTERS = {"round_robin": RoundRobin, "least_loaded": LeastLoaded, "fewest_queued": FewestQueued,
+           "prefix_aware": LeastLoaded}
+
+# follow a prefix only when it covers at least this share of the call's blocks (the SGLang model gateway's
+# cache_aware --cache-threshold default, 0.3: github.com/lightseekorg/smg docs/getting-started/load-balancing.md)
+PREFIX_MIN_MATCH = 0.3
+
+
+class PrefixIndex:
+    """Block hash → the replicas calls holding it were sent to (most recent last), least recently
+    routed hash first, at most ``capacity`` hashes (the fleet's KV blocks: it cannot cache more).
+    This is the multi-tenant radix tree of SGLang's router, flattened to chained block hashes.
+
+    Hashes chain from the previous block, and a call records all of its blocks at once, so when
+    block k is indexed so are blocks < k (up to eviction, which takes a prefix's tail first): the
+    longest indexed prefix is found by binary search in O(log L) lookups."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.owner: OrderedDict[int, dict[int, None]] = OrderedDict()
+
+    def longest(self, hashes: Sequence[int]) -> tuple[int, dict[int, None]]:
+        """(blocks of the longest indexed prefix, the replicas that were sent it, most recent last)."""
+        owner = self.owner
+        lo, hi = 0, len(hashes)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if hashes[mid - 1] in owner:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo, (owner[hashes[lo - 1]] if lo else {})
+
+    def record(self, hashes: Sequence[int], replica_index: int) -> None:
+        owner = self.owner
+        for h in hashes:
+            d = owner.get(h)
+            if d is None:
+                owner[h] = {replica_index: None}
+            else:
+                d.pop(replica_index, None)
+                d[replica_index] = None
+                owner.move_to_end(h)
+        while len(owner) > self.capacity:
+            owner.popitem(last=False)
 
 
 class Router:
-    def __init__(self, replicas: Sequence, policy: str, session_affinity: bool) -> None:
+    def __init__(self, replicas: Sequence, policy: str, session_affinity: bool, prefix_max_imbalance: int = 64) -> None:
         if policy not in ROUTERS:
             raise InputError(f"router policy {policy!r}: expected one of {', '.join(ROUTERS)}")
         self.policy = ROUTERS[policy](replicas)
         self.session_affinity = session_affinity
         self._home: dict[int, object] = {}
         self._out: set[int] = set()   # replicas not ready (an autoscaler's); empty for a static fleet
+        self.prefix = (PrefixIndex(sum(r.state.kv.num_blocks for r in replicas)) if policy == "prefix_aware"
+                       else None)
+        self.prefix_max_imbalance = prefix_max_imbalance
+        self.replicas = replicas
+        self._by_index = {r.index: r for r in replicas}   # a pool's replica indices need not start at 0
+        # prefix_aware's books: picks, picks that followed a prefix, prefixes refused for load, blocks
+        # looked up and found in the index, and the picked replica's load above the least loaded one
+        self.stats = {"picks": 0, "prefix_picks": 0, "imbalance_refusals": 0, "lookup_blocks": 0,
+                      "indexed_blocks": 0, "extra_load_sum": 0, "extra_load_max": 0}
 
-    def route(self, session_id: int):
+    def route(self, session_id: int, hashes: Sequence[int] = ()):
         if self.session_affinity:
             r = self._home.get(session_id)
             if r is None or (self._out and r.index in self._out):
-                r = self._home[session_id] = self.policy.pick()
+                r = self._home[session_id] = self._pick(hashes)
+            elif self.prefix is not None:
+                self.prefix.record(hashes, r.index)
             return r
-        return self.policy.pick()
+        return self._pick(hashes)
+
+    def _pick(self, hashes: Sequence[int]):
+        if self.prefix is None:
+            return self.policy.pick()
+        st = self.stats
+        least = self.policy.pick()
+        k, holders = self.prefix.longest(hashes)
+        st["picks"] += 1
+        st["lookup_blocks"] += len(hashes)
+        st["indexed_blocks"] += k
+        r = least
+        if holders and k >= PREFIX_MIN_MATCH * len(hashes):
+            # the least loaded replica if it holds the prefix (a shared system prompt), else the one
+            # that was sent it last: O(1) either way
+            cand = least if least.index in holders else self._by_index[next(reversed(holders))]
+            if cand.index in self._out:   # scaled down since: not a candidate
+                pass
+            elif cand.outstanding <= least.outstanding + self.prefix_max_imbalance:
+                r = cand
+                st["prefix_picks"] += 1
+            else:
+                st["imbalance_refusals"] += 1
+        extra = r.outstanding - least.outstanding
+        st["extra_load_sum"] += extra
+        st["extra_load_max"] = max(st["extra_load_max"], extra)
+        self.prefix.record(hashes, r.index)
+        return r
+
+    def prefix_summary(self) -> dict:
+        """The ``router`` block of a prefix_aware run's summary."""
+        st = self.stats
+        return {"policy": "prefix_aware", "prefix_max_imbalance": self.prefix_max_imbalance, **st,
+                "index_hit_rate": st["indexed_blocks"] / st["lookup_blocks"] if st["lookup_blocks"] else None,
+                "extra_load_mean": st["extra_load_sum"] / st["picks"] if st["picks"] else None}
 
     def set_ready(self, replica, ready: bool) -> None:
         """Put ``replica`` into routing or take it out (at least one replica must stay ready)."""

@@ -151,6 +151,7 @@ def run(scenario: Scenario, profile: Profile | None = None, *, sessions: Iterabl
         _check_facility_energy(scenario, replicas, fp)
     rows = pd.DataFrame([r.counters() for r in replicas])
     summary = summarize(scenario, profile, calls, sessions, rows, ctx.counts(), fp, t_end)
+    summary.update(_tier_and_router_blocks(scenario, world, calls, t_end))
     from agentwatt.sim.report import with_call_columns
     with_call_columns(calls)   # queue_s, ttft_s, tpot_s, e2e_s beside the recorded times (calls.parquet)
     power = levels = None
@@ -202,6 +203,23 @@ def _autoscale_summary(summary: dict, scalers: dict, profile: Profile, calls: pd
     summary["autoscale"] = blocks
     return (pd.concat(frames, ignore_index=True),
             transitions.sort_values("time_s", kind="stable", ignore_index=True))
+
+
+def _tier_and_router_blocks(scenario: Scenario, world, calls: pd.DataFrame, t_end: float) -> dict[str, Any]:
+    """Summary blocks of the opt-in features (none by default): ``kv_tiers`` (host KV tier,
+    sim/kvtier.py) and ``router`` (prefix-aware routing, with the calls each replica served)."""
+    out: dict[str, Any] = {}
+    eng = scenario.engine
+    if world.ctx.kv_tiers is not None:
+        from agentwatt.sim.kvtier import SERVER_LINKS, tiers_summary
+        link = eng.kv_host_link or SERVER_LINKS[scenario.facility.server]
+        out["kv_tiers"] = tiers_summary([t.row(t_end) for t in world.ctx.kv_tiers], eng.kv_retention, link,
+                                        eng.kv_prefetch, t_end, world.ctx.calls_finished)
+    if world.router.prefix is not None:
+        per = calls.groupby("replica").size().reindex(range(len(world.replicas)), fill_value=0)
+        out["router"] = {**world.router.prefix_summary(),
+                         "calls_per_replica_max_over_mean": float(per.max() / per.mean()) if per.mean() else None}
+    return out
 
 
 def steps_frame(replicas) -> pd.DataFrame:
@@ -266,3 +284,8 @@ def _check_invariants(scenario: Scenario, ctx: SessionContext, replicas) -> None
                                      f"running requests and pins hold {held}")
         if ctx.active_sessions == 0 and r.state.pins:
             raise InvariantViolation(f"bug (seed {seed}): replica {r.index}: KV pins left after all sessions ended")
+    for t in ctx.kv_tiers or ():
+        try:
+            t.host.check()
+        except AssertionError as e:
+            raise InvariantViolation(f"bug (seed {seed}): replica {t.index} {e}") from None

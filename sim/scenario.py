@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agentwatt.core.errors import InputError
+from agentwatt.sim.kvtier import LINKS, RETENTION, TIERED
 
 
 
@@ -58,6 +59,14 @@ class EngineConfig:
     # (dropped first under memory pressure), "ttl" pins it for at most kv_retention_ttl_s.
     kv_retention: str = "drop"
     kv_retention_ttl_s: float = 0.0
+    # "offload" and "cost" add a host-memory KV tier (sim/kvtier.py): kv_host_gib_per_gpu GiB of the server's
+    # host memory per GPU (default vLLM's swap_space, 4 GiB per GPU: vLLM engine-args docs), over kv_host_link
+    # (None: the server's own, sim/kvtier.py SERVER_LINKS), kv_host_latency_s per transfer (0: not modelled, no
+    # figure in our references); kv_prefetch loads a session's KV back so that the load ends with its tool
+    kv_host_gib_per_gpu: float = 4.0
+    kv_host_link: str | None = None
+    kv_host_latency_s: float = 0.0
+    kv_prefetch: bool = False
     # advance k identical decode steps in one event (same result, fewer events); off = one per step
     step_skipping: bool = True
 
@@ -142,6 +151,11 @@ class DisaggregationConfig:
 class RouterConfig:
     policy: str = "least_loaded"
     session_affinity: bool = True
+    # "prefix_aware": a call goes to the replica holding its longest prefix unless that replica has more
+    # than this many outstanding requests above the least loaded one (the SGLang model gateway's cache_aware
+    # --balance-abs-threshold default, 64: github.com/lightseekorg/smg docs/getting-started/load-balancing.md).
+    # Without prefix caching there is no prefix to follow: it routes as least_loaded.
+    prefix_max_imbalance: int = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -367,8 +381,13 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
                                     lo=0, lo_open=True, hi=1),
         prefix_caching=_bool(t, "prefix_caching", e.prefix_caching, where, "engine"),
         kv_capacity_tokens=_num(t, "kv_capacity_tokens", None, where, "engine", integer=True, lo=1, hi=10**12),
-        kv_retention=_str(t, "kv_retention", e.kv_retention, where, "engine", choices=("drop", "keep", "ttl")),
+        kv_retention=_str(t, "kv_retention", e.kv_retention, where, "engine", choices=RETENTION),
         kv_retention_ttl_s=_num(t, "kv_retention_ttl_s", 0.0, where, "engine", lo=0, hi=1e9),
+        kv_host_gib_per_gpu=_num(t, "kv_host_gib_per_gpu", e.kv_host_gib_per_gpu, where, "engine", lo=0, lo_open=True,
+                                 hi=1e6),
+        kv_host_link=_str(t, "kv_host_link", None, where, "engine", choices=tuple(LINKS)),
+        kv_host_latency_s=_num(t, "kv_host_latency_s", 0.0, where, "engine", lo=0, hi=1e3),
+        kv_prefetch=_bool(t, "kv_prefetch", e.kv_prefetch, where, "engine"),
         step_skipping=_bool(t, "step_skipping", e.step_skipping, where, "engine"),
     )
     if engine.kv_capacity_tokens is not None and engine.kv_capacity_tokens < engine.block_size_tokens:
@@ -376,12 +395,17 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
                          f"block (block_size_tokens = {engine.block_size_tokens})")
     if engine.kv_retention == "ttl" and engine.kv_retention_ttl_s <= 0:
         raise InputError(f"{where}: [engine] kv_retention = \"ttl\": expected kv_retention_ttl_s > 0")
+    if engine.kv_retention in TIERED and not engine.prefix_caching:
+        raise InputError(f"{where}: [engine] kv_retention = {engine.kv_retention!r}: expected prefix_caching = true "
+                         f"(the host tier stores blocks by content hash)")
 
     t = _table(data, "router", where)
-    _check_keys(t, {"policy", "session_affinity"}, where, "router")
+    _check_keys(t, {"policy", "session_affinity", "prefix_max_imbalance"}, where, "router")
     from agentwatt.sim.router import ROUTERS
     router = RouterConfig(policy=_str(t, "policy", "least_loaded", where, "router", choices=tuple(ROUTERS)),
-                          session_affinity=_bool(t, "session_affinity", True, where, "router"))
+                          session_affinity=_bool(t, "session_affinity", True, where, "router"),
+                          prefix_max_imbalance=_num(t, "prefix_max_imbalance", RouterConfig.prefix_max_imbalance, where,
+                                                    "router", integer=True, lo=0, hi=10**9))
 
     facility = _facility(_table(data, "facility", where), where)
 
@@ -402,6 +426,10 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
         if fleet.spare_replicas:
             raise InputError(f"{where}: [disaggregation] with [fleet] spare_replicas: expected one of them (not "
                              f"modelled together)")
+        if engine.kv_retention in TIERED:
+            raise InputError(f"{where}: [disaggregation] with [engine] kv_retention = {engine.kv_retention!r}: "
+                             f"expected drop, keep or ttl (a host KV tier beside a prefill/decode split is not "
+                             f"modelled)")
         fleet = replace(fleet, replicas=n)
         pool_max = min(disagg.prefill_replicas, disagg.decode_replicas)
     autoscale = _autoscale(data["autoscale"], pool_max, where) if "autoscale" in data else None

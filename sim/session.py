@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import simpy
 
+from agentwatt.sim import kvtier
 from agentwatt.sim.batching import Request, unpin
 from agentwatt.sim.metrics import RunCounts
 from agentwatt.traces.blocks import BlockHasher
@@ -20,8 +21,11 @@ class SessionContext:
     """Per-run shared state for sessions: router, recorder, counters."""
 
     def __init__(self, env: simpy.Environment, router, recorder, block_size: int, prefix_caching: bool,
-                 energy_available: bool = True, kv_retention: str = "drop", kv_retention_ttl_s: float = 0.0) -> None:
+                 energy_available: bool = True, kv_retention: str = "drop", kv_retention_ttl_s: float = 0.0,
+                 kv_tiers: list | None = None, prefix_routing: bool = False) -> None:
         self.energy_available = energy_available
+        self.prefix_routing = prefix_routing   # the router wants each call's block hashes
+        self.kv_tiers = kv_tiers    # one kvtier.ReplicaTier per replica with kv_retention "offload"/"cost"
         self.kv_retention = kv_retention
         self.kv_retention_ttl_s = kv_retention_ttl_s
         self.env = env
@@ -65,7 +69,7 @@ def run_session(ctx: SessionContext, session: Session):
             if isinstance(node, LLMCall):
                 yield from _llm(ctx, session, node, (), state)
             else:
-                yield from _tool(env, node.latency_s, (), state)
+                yield from _tool(ctx, node.latency_s, (), state)
     else:
         done: list[simpy.Process] = []
         for node in nodes:
@@ -73,7 +77,7 @@ def run_session(ctx: SessionContext, session: Session):
             if isinstance(node, LLMCall):
                 done.append(env.process(_llm(ctx, session, node, deps, state)))
             else:
-                done.append(env.process(_tool(env, node.latency_s, deps, state)))
+                done.append(env.process(_tool(ctx, node.latency_s, deps, state)))
         yield env.all_of(done)
     for replica, pid in state["pins"]:
         unpin(replica.state, pid)
@@ -95,7 +99,8 @@ def run_session(ctx: SessionContext, session: Session):
         ctx.idle_event.succeed()
 
 
-def _tool(env: simpy.Environment, latency_s: float, deps: list, state: dict):
+def _tool(ctx: SessionContext, latency_s: float, deps: list, state: dict):
+    env = ctx.env
     if deps:
         yield env.all_of(deps)
     if state["dropped"]:
@@ -104,6 +109,8 @@ def _tool(env: simpy.Environment, latency_s: float, deps: list, state: dict):
     replica = state["last_replica"]   # the replica holding this session's context
     if replica is not None:
         replica.tool_wait_begins(state)
+        if ctx.kv_tiers is not None:
+            _tier_pins(ctx, state, latency_s)
     yield env.timeout(latency_s)
     if replica is not None:
         replica.tool_wait_ends(state)
@@ -139,6 +146,45 @@ def _expire(env: simpy.Environment, ttl_s: float, replica, pid: int, state: dict
     state["pins"] = [(r, p) for r, p in state["pins"] if p != pid or r is not replica]
 
 
+def _tier_pins(ctx: SessionContext, state: dict, tool_s: float) -> None:
+    """A tool call starts: keep, offload or drop each KV pin of the session not yet decided
+    (``kvtier.retention_choice``)."""
+    env = ctx.env
+    decided = state.setdefault("decided", set())
+    state["last_tool_s"] = tool_s
+    for rep, pid in list(state["pins"]):
+        blocks = rep.state.pins.get(pid)
+        if (rep.index, pid) in decided or blocks is None:
+            continue
+        tier = ctx.kv_tiers[rep.index]
+        choice = kvtier.retention_choice(ctx.kv_retention, tool_s=tool_s, n_blocks=len(blocks),
+                                         gpu_free_blocks=rep.state.kv.num_free, waiting=len(rep.state.waiting),
+                                         reload_s=tier.reload_s(len(blocks)), host_capacity_blocks=tier.host.capacity)
+        tier.decisions[choice] += 1
+        decided.add((rep.index, pid))
+        if choice == "drop":
+            _unpin(state, rep, pid)
+        elif choice == "offload":
+            hashes = rep.state.kv.hashes_of(blocks)
+            env.process(_offload(env, tier, tier.offload(env.now, hashes), hashes, rep, pid, state))
+
+
+def _unpin(state: dict, replica, pid: int) -> None:
+    unpin(replica.state, pid)
+    state["pins"] = [(r, p) for r, p in state["pins"] if p != pid or r is not replica]
+
+
+def _offload(env: simpy.Environment, tier, end_s: float, hashes: list, replica, pid: int, state: dict):
+    """The D2H copy ends: the host holds the blocks; the GPU copies stay cached but evictable
+    (unless the session's next call took the pin over meanwhile: it is released on admission)."""
+    if end_s > env.now:
+        yield env.timeout(end_s - env.now)
+    tier.host.store(hashes)
+    tier.note_use(env.now)
+    if any(p == pid and r is replica for r, p in state["pins"]):
+        _unpin(state, replica, pid)
+
+
 def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state: dict):
     env = ctx.env
     if deps:
@@ -153,9 +199,15 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
                   done=env.event(), tag=(session.id, call.id))
     ctx.next_rid += 1
     ctx.calls_submitted += 1
-    replica = ctx.router.route(session.id)
+    replica = ctx.router.route(session.id, hashes) if ctx.prefix_routing else ctx.router.route(session.id)
     _hand_over_pins(state, req, replica)
     req.retain = ctx.kv_retention != "drop" and call.id < state["last_llm"]
+    if ctx.kv_tiers is not None:   # blocks after the GPU prefix hit that the host holds come back first
+        req.host_blocks, wait = kvtier.plan_load(ctx.kv_tiers[replica.index], replica.state.kv, hashes,
+                                                 (call.prompt_tokens - 1) // ctx.block_size, env.now,
+                                                 state.get("last_tool_s", 0.0))
+        if wait > 0:
+            yield env.timeout(wait)
     state["last_replica"] = replica
     if ctx.disagg is None:
         replica.submit(req)

@@ -8,7 +8,9 @@ simulated seconds, with two additions that leave the model untouched:
   their prompt (prefill, possibly in chunks), requests generating tokens (decode), requests waiting
   for admission, and KV blocks in use;
 * the replica's own energy bins, kept at ``sample_s`` resolution, give its GPU power and how each
-  bin split into busy, idle-waiting-for-tools and idle-empty time.
+  bin split into busy, idle-waiting-for-tools and idle-empty time;
+* with a host KV tier (``[engine] kv_retention = "offload"`` or ``"cost"``), the host tier's blocks
+  in use too (``host_kv_used_tokens``, ``host_kv_used_share``).
 
 Engine steps are simulated one by one (``step_skipping`` off; it changes how many events run, not
 the result), so a sample shows the batch of the step in progress. Samples are instants: a step
@@ -30,7 +32,7 @@ from agentwatt.sim.scenario import Scenario
 
 @dataclass
 class Timeline:
-    samples: pd.DataFrame   # time_s, prefill, decode, waiting, kv_used_tokens, kv_used_share
+    samples: pd.DataFrame   # time_s, prefill, decode, waiting, kv_used_tokens, kv_used_share (+ host_kv_* with a tier)
     power: pd.DataFrame     # time_s, width_s, gpu_power_w, busy/idle_tool/idle_empty shares (per bin)
     calls: pd.DataFrame     # the run's calls table (calls finished by until_s), all replicas
     replica_index: int
@@ -38,11 +40,12 @@ class Timeline:
     idle_w: float | None
 
 
-def _sampler(env: simpy.Environment, replica, sample_s: float, until_s: float, rows: list):
+def _sampler(env: simpy.Environment, replica, sample_s: float, until_s: float, rows: list, tier=None):
     st = replica.state
     while env.now <= until_s:
         prefill = sum(1 for r in st.running if r.num_computed < r.prompt_len)
-        rows.append((env.now, prefill, len(st.running) - prefill, len(st.waiting), st.kv.num_used))
+        row = (env.now, prefill, len(st.running) - prefill, len(st.waiting), st.kv.num_used)
+        rows.append(row if tier is None else (*row, tier.host.used))
         yield env.timeout(sample_s)
 
 
@@ -60,13 +63,18 @@ def record_timeline(scenario: Scenario, replica_index: int = 0, until_s: float =
     env, num_blocks = world.env, world.num_blocks
     rows: list = []
     rep = world.replicas[replica_index]
-    env.process(_sampler(env, rep, sample_s, until_s, rows))
+    tier = world.ctx.kv_tiers[replica_index] if world.ctx.kv_tiers is not None else None
+    env.process(_sampler(env, rep, sample_s, until_s, rows, tier))
     env.run(until=until_s)
     rep.finish(until_s)
     block = sc.engine.block_size_tokens
-    samples = pd.DataFrame(rows, columns=["time_s", "prefill", "decode", "waiting", "kv_used_blocks"])
+    samples = pd.DataFrame(rows, columns=["time_s", "prefill", "decode", "waiting", "kv_used_blocks"]
+                           + (["host_kv_used_blocks"] if tier is not None else []))
     samples["kv_used_tokens"] = samples.pop("kv_used_blocks") * block
     samples["kv_used_share"] = samples["kv_used_tokens"] / (num_blocks * block)
+    if tier is not None:
+        samples["host_kv_used_tokens"] = samples.pop("host_kv_used_blocks") * block
+        samples["host_kv_used_share"] = samples["host_kv_used_tokens"] / max(1, tier.host.capacity * block)
     t, width, cols = rep.bins.columns(until_s)
     power = pd.DataFrame({"time_s": t, "width_s": width, "gpu_power_w": cols["energy_j"] / width,
                           "busy_share": cols["busy_s"] / width, "idle_tool_share": cols["idle_tool_s"] / width,
@@ -87,7 +95,10 @@ def plot_timeline(tl: Timeline, path: str | Path, title: str | None = None) -> P
     integer_ticks(a.yaxis)
     a.legend(fontsize=8, loc="upper left")
     a.set_title(title or f"replica {tl.replica_index}: continuous batching over time")
-    b.plot(s["time_s"], 100 * s["kv_used_share"], drawstyle="steps-post", lw=1)
+    b.plot(s["time_s"], 100 * s["kv_used_share"], drawstyle="steps-post", lw=1, label="GPU")
+    if "host_kv_used_share" in s:
+        b.plot(s["time_s"], 100 * s["host_kv_used_share"], drawstyle="steps-post", lw=1, label="host tier")
+        b.legend(fontsize=8, loc="upper left")
     b.set_ylabel("KV cache in use (%)")
     b.set_ylim(bottom=0)
     c.plot(p["time_s"], p["gpu_power_w"], drawstyle="steps-post", lw=1, label="GPU power (all GPUs of the replica)")

@@ -65,6 +65,12 @@ def _open(browser, report: Path) -> list[dict]:
     browser.get(report.resolve().as_uri())
     browser.get_log("browser")   # drop what came before this page
     browser.get(report.resolve().as_uri())
+    # on a loaded machine the inline plotly.js (several MB) can still be drawing when get() returns:
+    # wait until every plot div has its SVG (or 60 s), then read them
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(browser, 60, poll_frequency=0.25).until(lambda d: d.execute_script("""
+        const g = document.querySelectorAll('.plotly-graph-div');
+        return g.length > 0 && Array.from(g).every(x => x.querySelector('svg.main-svg g.trace'));"""))
     return browser.execute_script("""
         return Array.from(document.querySelectorAll('.plotly-graph-div')).map(g => ({
             id: g.id, traces: g.querySelectorAll('svg.main-svg g.trace').length,

@@ -66,7 +66,7 @@ def test_transfers_take_bytes_over_bandwidth_on_the_critical_path(pd_run):
     t = slow.transfers
     np.testing.assert_allclose(t["transfer_s"], t["kv_bytes"] / 0.1e9, rtol=1e-12)
     assert (t["start_s"] >= t["ready_s"]).all()
-    m = slow.calls.merge(t, on=["session_id", "node_id"])
+    m = slow.calls.merge(t, on=["session_id", "node_id"], suffixes=("_call", ""))   # start_s: the transfer's
     # the second token comes after the first, the link wait and the transfer
     assert (m["finish_s"] >= m["first_token_s"] + (m["start_s"] - m["ready_s"]) + m["transfer_s"] - 1e-9).all()
     assert (m["ready_s"] == m["first_token_s"]).all()
@@ -175,3 +175,14 @@ def test_autoscaled_pools_conserve_calls_and_stay_within_each_pool():
     at = pd.merge_asof(routed.sort_values("routed_s"), st, left_on="routed_s", right_on="time_s", by="replica",
                        direction="backward")
     assert (at["state"] == "ready").all()                          # decode replicas picked only when ready
+
+
+def test_disaggregation_with_a_host_kv_tier_is_refused():
+    from agentwatt.core.errors import InputError
+    from agentwatt.sim.scenario import scenario_from_dict
+    d = {"name": "x", "profile": "llama-3.1-8b_a100-40gb",
+         "engine": {"kv_retention": "offload", "prefix_caching": True},
+         "disaggregation": {"prefill_replicas": 1, "decode_replicas": 1},
+         "workload": [{"agent": "react-hotpotqa", "rate_per_s": 0.5}]}
+    with pytest.raises(InputError, match="kv_retention = 'offload'.*not modelled"):
+        scenario_from_dict(d, where="t.toml")
