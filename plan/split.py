@@ -53,6 +53,6 @@ def plan_split(scenario: str | Path, slos: list[SLO], out_dir: str | Path, runne
     for p in range(prefill_lo, prefill_hi + 1):
         plans[p] = plan(scenario, slos, Path(out_dir) / f"prefill_{p}", runner, param=DECODE, lo=decode_lo,
                         hi=decode_hi, seeds=seeds, confidence=confidence, fixed={**fixed, PREFILL: p}, plot=False)
-    ok = [(p + r.answer, r.at_answer.peak_power_w or 0.0, p, r.answer) for p, r in plans.items() if r.answer is not None]
+    ok = [(p + r.answer, r.at_answer.budget_peak_power_w or 0.0, p, r.answer) for p, r in plans.items() if r.answer is not None]
     answer = min(ok)[2:] if ok else None
     return SplitResult(plans=plans, answer=answer)
