@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from agentwatt.cli.options import no_plots_option, no_report_option, out_option, set_option
+from agentwatt.cli.options import SEED_RANGE, finite_float, no_plots_option, no_report_option, out_option, set_option
 from agentwatt.core.errors import AgentwattError
 
 
@@ -44,6 +44,12 @@ class AgentwattGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted: files already written are complete (written atomically)", err=True)
             ctx.exit(130)
+        except MemoryError:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo("error: out of memory: the run needs more memory than this machine has: expected fewer "
+                       "replicas or sessions, a smaller KV cache or a shorter run", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=AgentwattGroup)
@@ -59,7 +65,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @main.command()
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @set_option
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scenario's seed.")
+@click.option("--seed", type=SEED_RANGE, default=None, help="Override the scenario's seed.")
 @out_option(Path("results"), "Folder for summary.json, Parquet tables and PNG plots.")
 @no_plots_option
 @no_report_option
@@ -72,11 +78,12 @@ def simulate(scenario: Path | None, sets: tuple[str, ...], seed: int | None, out
              no_report: bool, scheduler: str | None, workers: int | None, serial: bool) -> None:
     """Simulate SCENARIO (a TOML file; the built-in default scenario when omitted)."""
     from agentwatt.cli.options import load_with_sets
-    from agentwatt.sim.output import write_results
+    from agentwatt.sim.output import check_results_folder, write_results
     from agentwatt.sim.run import run
     sc = load_with_sets(scenario, sets)
     if seed is not None:
         sc = sc.with_seed(seed)
+    check_results_folder(out_dir)   # before the run, not after it
     click.echo(f"scenario: {sc.name} ({sc.source}), profile {sc.profile}, {sc.fleet.replicas} replica(s), "
                f"seed {sc.run.seed}, arrivals for {sc.run.duration_s:g} s")
     if sc.site.cells > 1:
@@ -207,9 +214,9 @@ def power_compare(measured: Path, simulated: Path, measured_column, simulated_co
 
 @main.command("project")
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--queries-per-day", type=click.FloatRange(min=0, min_open=True), required=True)
+@click.option("--queries-per-day", type=click.FloatRange(min=0, min_open=True), required=True, callback=finite_float)
 @set_option
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scenario's seed.")
+@click.option("--seed", type=SEED_RANGE, default=None, help="Override the scenario's seed.")
 @out_option(None, "Folder for project.json (the numbers printed, and their assumptions).")
 def project_cmd(scenario: Path | None, queries_per_day: float, sets: tuple[str, ...], seed: int | None,
                 out_dir: Path | None) -> None:
@@ -221,6 +228,9 @@ def project_cmd(scenario: Path | None, queries_per_day: float, sets: tuple[str, 
     sc = load_with_sets(scenario, sets)
     if seed is not None:
         sc = sc.with_seed(seed)
+    if out_dir is not None:
+        from agentwatt.core.io import check_out_folder
+        check_out_folder(out_dir)
     r = project(sc, queries_per_day)
     if "error" in r:
         raise AgentwattError(r["error"])

@@ -19,6 +19,18 @@ def out_option(default: Path | None, help: str):
                         show_default=default is not None, help=help)
 
 
+# the bound of a scenario's [run] seed (sim/scenario.py): a 64-bit signed integer
+SEED_RANGE = click.IntRange(0, 2**63 - 1)
+
+
+def finite_float(ctx, param, value):
+    """A click callback: reject ``inf`` and ``nan``, which click's FloatRange lets through."""
+    import math
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value}: expected a finite number")
+    return value
+
+
 def no_plots_option(fn):
     return click.option("--no-plots", "no_plots", is_flag=True, help="Skip the PNG plots.")(fn)
 

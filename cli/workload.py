@@ -85,7 +85,7 @@ def list_cmd() -> None:
 @click.option("--knob", "knobs", multiple=True, metavar="K=V", help="Override one agent field (repeatable).")
 @click.option("-n", "--sessions", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Sessions to generate (agents).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed (agents).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed (agents).")
 @click.option("--format", "fmt", default=None, help="Trace format (a file; bundled traces know theirs).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many trace sessions.")
 @click.option("--max-tokens", type=click.IntRange(min=2), default=None, help="Cap prompt + output per call (traces).")

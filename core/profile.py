@@ -193,6 +193,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
         ref = resources.files("agentwatt.core") / "data" / f"{s}.json"
         return profile_from_dict(_parse_json(ref.read_text(encoding="utf-8"), f"bundled profile {s}"), f"bundled profile {s}")
     path = Path(s)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{s}: not a regular file (a folder, device or pipe): expected a profile JSON file")
     if not path.exists():
         from agentwatt.core import derive   # same layer; imported here because derive imports this module
         if "/" not in s and "\\" not in s and not s.endswith(".json") and derive.parse_derived_name(s) is not None:
@@ -216,6 +218,9 @@ def _parse_json(text: str, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"{where}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    except (ValueError, RecursionError) as e:   # a number of > 4,300 digits; arrays nested ~1,000 deep
+        raise InputError(f"{where}: invalid JSON ({str(e).splitlines()[0][:120]}): expected a profile JSON "
+                         f"object") from None
 
 
 def _field(d: dict, key: str, kind: type | tuple, where: str, *, optional: bool = False,
@@ -240,6 +245,15 @@ def _field(d: dict, key: str, kind: type | tuple, where: str, *, optional: bool 
     return v
 
 
+def _known_keys(d: dict, cls: type, where: str) -> None:
+    """A misspelt key must not silently take a default: every key must be a field of ``cls``."""
+    from dataclasses import fields
+    allowed = {f.name for f in fields(cls)}
+    for k in d:
+        if k not in allowed:
+            raise InputError(f"{where}: unknown key {k!r}: expected one of {', '.join(sorted(allowed))}")
+
+
 def _kind_name(kind: type | tuple) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
             dict: "an object", list: "a list"}.get(kind, str(kind))
@@ -248,6 +262,8 @@ def _kind_name(kind: type | tuple) -> str:
 def _fit_from(d: Any, where: str) -> FitStats | None:
     if d is None:
         return None
+    if isinstance(d, dict):
+        _known_keys(d, FitStats, where)
     return FitStats(
         n_points=_field(d, "n_points", int, where, nonneg=True),
         mape=_field(d, "mape", float, where, nonneg=True),
@@ -259,10 +275,17 @@ def _fit_from(d: Any, where: str) -> FitStats | None:
     )
 
 
+def _idle_below_max(vals: dict, w: str) -> None:
+    """A GPU cannot idle above its power limit: ``max_w`` caps every step, idle included."""
+    if vals["max_w"] is not None and vals["idle_w"] > vals["max_w"]:
+        raise InputError(f"{w}.idle_w = {vals['idle_w']}: expected <= max_w ({vals['max_w']})")
+
+
 def profile_from_dict(d: Any, where: str = "profile") -> Profile:
     """Validate a parsed profile; every error names ``where`` and the field."""
     if not isinstance(d, dict):
         raise InputError(f"{where}: expected a JSON object at the top level")
+    _known_keys(d, Profile, where)
     ver = _field(d, "schema_version", int, where)
     if ver != SCHEMA_VERSION:
         raise InputError(f"{where}.schema_version = {ver}: expected {SCHEMA_VERSION}")
@@ -271,6 +294,7 @@ def profile_from_dict(d: Any, where: str = "profile") -> Profile:
         raise InputError(f"{where}.source = {source!r}: expected one of {', '.join(SOURCES)}")
     m = _field(d, "model", dict, where)
     w = f"{where}.model"
+    _known_keys(m, ModelShape, w)
     model = ModelShape(
         name=_field(m, "name", str, w),
         **{k: _field(m, k, int, w, positive=True) for k in (
@@ -279,6 +303,7 @@ def profile_from_dict(d: Any, where: str = "profile") -> Profile:
     )
     h = _field(d, "hardware", dict, where)
     w = f"{where}.hardware"
+    _known_keys(h, Hardware, w)
     kind = _field(h, "kind", str, w)
     if kind not in ("gpu", "cpu"):
         raise InputError(f"{w}.kind = {kind!r}: expected 'gpu' or 'cpu'")
@@ -288,6 +313,7 @@ def profile_from_dict(d: Any, where: str = "profile") -> Profile:
                   tdp_w_per_device=_field(h, "tdp_w_per_device", float, w, optional=True, positive=True))
     lat = _field(d, "latency", dict, where)
     w = f"{where}.latency"
+    _known_keys(lat, LatencyModel, w)
     latency = LatencyModel(**{k: _field(lat, k, float, w, nonneg=True) for k in (
         "overhead_s", "prefill_token_s", "prefill_attn_s", "decode_seq_s", "decode_ctx_s")},
         **{k: _field(lat, k, float, w, nonneg=True, optional=True) or 0.0 for k in (
@@ -300,6 +326,7 @@ def profile_from_dict(d: Any, where: str = "profile") -> Profile:
         raise InputError(f"{w}: all coefficients are 0: expected a step time > 0")
     p = _field(d, "power", dict, where)
     w = f"{where}.power"
+    _known_keys(p, PowerModel, w)
     available = _field(p, "available", bool, w)
     psrc = _field(p, "source", str, w)
     if psrc not in POWER_SOURCES:
@@ -310,11 +337,13 @@ def profile_from_dict(d: Any, where: str = "profile") -> Profile:
         vals["parked_w"] = _field(p, "parked_w", float, w, optional=True, nonneg=True)
         if vals["parked_w"] is not None and vals["parked_w"] > vals["idle_w"]:
             raise InputError(f"{w}.parked_w = {vals['parked_w']}: expected <= idle_w ({vals['idle_w']})")
+        _idle_below_max(vals, w)
         power = PowerModel(available=True, source=psrc, reason=None, fit=_fit_from(p.get("fit"), f"{w}.fit"), **vals)
     elif available:
         vals = {k: _field(p, k, float, w, nonneg=True) for k in (
             "idle_w", "prefill_w", "decode_base_w", "decode_log2_batch_w")}
         vals["max_w"] = _field(p, "max_w", float, w, optional=True, positive=True)
+        _idle_below_max(vals, w)
         power = PowerModel(available=True, source=psrc, reason=None, fit=_fit_from(p.get("fit"), f"{w}.fit"), **vals)
     else:
         reason = _field(p, "reason", str, w)

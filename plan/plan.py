@@ -249,8 +249,11 @@ class Planner:
         self.cache: dict[int, SizeAssessment] = {}
 
     def specs(self, size: int) -> list[RunSpec]:
+        from agentwatt.plan.runners import inputs_sha256
         params = {**self.fixed, self.param: size}
-        return [RunSpec(scenario=self.scenario, scenario_sha256=self.sha, params=params, seed=s) for s in self.seeds]
+        inputs = inputs_sha256(self.scenario, params)
+        return [RunSpec(scenario=self.scenario, scenario_sha256=self.sha, params=params, seed=s, inputs_sha256=inputs)
+                for s in self.seeds]
 
     def evaluate(self, sizes: list[int]) -> dict[int, SizeAssessment]:
         from agentwatt.plan.sweep import execute

@@ -20,6 +20,9 @@ from agentwatt.plan.store import RunSpec
 RETRIES = 3   # a run whose task raises is retried this often; lost workers are retried by Dask itself
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def scenario_sha256(path: str | None) -> str:
     """SHA-256 of the scenario file's bytes (of the built-in default when ``path`` is None)."""
     from agentwatt.sim.scenario import default_scenario_path
@@ -29,6 +32,22 @@ def scenario_sha256(path: str | None) -> str:
     except FileNotFoundError:
         raise InputError(f"{path}: file not found on {socket.gethostname()}: expected a scenario TOML file "
                          f"(with --scheduler, every worker must see it at the same path)") from None
+
+
+def inputs_sha256(scenario: str | None, params: dict[str, Any]) -> str:
+    """SHA-256 over the contents of the files the scenario with overrides ``params`` refers to (a
+    profile JSON, trace files; bundled ones are covered by the agentwatt version); "" when none."""
+    from agentwatt.sim.scenario import load_scenario
+    from agentwatt.traces.loaders import BUNDLED_TRACES
+    sc = load_scenario(scenario, params or None)
+    files = [sc.profile] if Path(sc.profile).is_file() else []
+    files += [w.trace for w in sc.workload if w.trace is not None and w.trace not in BUNDLED_TRACES]
+    if not files:
+        return ""
+    h = hashlib.sha256()
+    for f in sorted(set(files)):
+        h.update(f.encode("utf-8") + b"\0" + hashlib.sha256(Path(f).read_bytes()).digest())
+    return h.hexdigest()
 
 
 def run_point(scenario: str | None, overrides: dict[str, Any], seed: int,
@@ -81,8 +100,10 @@ class DaskRunner:
                 raise InputError(f"--scheduler {scheduler}: cannot connect ({e}): expected tcp://HOST:PORT "
                                  f"of a running dask scheduler") from None
         else:
+            # loopback only: a LocalCluster's scheduler and dashboard run any pickled task sent to
+            # them, so they must not listen on the machine's other interfaces (README: sweeps on Dask)
             self.cluster = LocalCluster(n_workers=workers or available_cores(), processes=True,
-                                        threads_per_worker=1, dashboard_address=":0",
+                                        threads_per_worker=1, host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0",
                                         silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
 

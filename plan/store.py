@@ -5,9 +5,11 @@
 
 A point file is written atomically (temp file + rename) as soon as its run finishes, so an
 interrupted sweep keeps every finished run and a rerun skips them. The key hashes the scenario
-file's bytes, the overrides, the seed and the agentwatt version: editing the scenario or
-upgrading starts fresh points instead of reusing stale ones. Files the scenario refers to (a
-profile JSON, a trace) and unreleased code changes are not hashed: delete ``DIR/points`` then.
+file's bytes, the contents of the files it refers to with the point's overrides (a profile JSON,
+trace files; ``RunSpec.inputs_sha256``), the overrides (a number by value: ``1`` and ``1.0`` are
+one point), the seed and the agentwatt version: editing the scenario, recalibrating a profile,
+editing a trace or upgrading starts fresh points instead of reusing stale ones. Unreleased code
+changes are not hashed: delete ``DIR/points`` then.
 """
 from __future__ import annotations
 
@@ -32,14 +34,28 @@ def _digest(obj: Any, n: int = 20) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
 
 
-def point_id(scenario_sha256: str, params: dict[str, Any]) -> str:
-    """Identifies a grid point (scenario + overrides), the same for every seed."""
-    return _digest({"scenario": scenario_sha256, "params": params, "agentwatt": __version__}, 12)
+def _by_value(params: dict[str, Any]) -> dict[str, Any]:
+    """Overrides as the run sees them: an integral float is the integer (``1.0`` → ``1``: a float
+    field reads both as 1.0, an integer field refuses 1.0), so one run is never stored twice."""
+    return {k: int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2**53 else v
+            for k, v in params.items()}
 
 
-def point_key(scenario_sha256: str, params: dict[str, Any], seed: int) -> str:
+def _identity(scenario_sha256: str, params: dict[str, Any], inputs_sha256: str) -> dict[str, Any]:
+    d = {"scenario": scenario_sha256, "params": _by_value(params), "agentwatt": __version__}
+    if inputs_sha256:   # only when the scenario refers to files of its own (keys of others unchanged)
+        d["inputs"] = inputs_sha256
+    return d
+
+
+def point_id(scenario_sha256: str, params: dict[str, Any], inputs_sha256: str = "") -> str:
+    """Identifies a grid point (scenario + referenced files + overrides), the same for every seed."""
+    return _digest(_identity(scenario_sha256, params, inputs_sha256), 12)
+
+
+def point_key(scenario_sha256: str, params: dict[str, Any], seed: int, inputs_sha256: str = "") -> str:
     """Identifies one run: a grid point with one seed; also its file name."""
-    return _digest({"scenario": scenario_sha256, "params": params, "seed": seed, "agentwatt": __version__})
+    return _digest({**_identity(scenario_sha256, params, inputs_sha256), "seed": seed})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,14 +66,15 @@ class RunSpec:
     scenario_sha256: str
     params: dict[str, Any]        # dotted-key overrides, e.g. {"fleet.replicas": 8}
     seed: int
+    inputs_sha256: str = ""       # the files the scenario refers to (runners.inputs_sha256); "" none
 
     @property
     def key(self) -> str:
-        return point_key(self.scenario_sha256, self.params, self.seed)
+        return point_key(self.scenario_sha256, self.params, self.seed, self.inputs_sha256)
 
     @property
     def point(self) -> str:
-        return point_id(self.scenario_sha256, self.params)
+        return point_id(self.scenario_sha256, self.params, self.inputs_sha256)
 
 
 def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:

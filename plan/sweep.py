@@ -76,6 +76,9 @@ def parse_scalar(item: str, where: str) -> Any:
             return item
         raise InputError(f"{where}: {item!r} is not a TOML scalar: expected an integer, a float, true/false "
                          f"or a string") from None
+    except (ValueError, RecursionError):   # an integer of > 4,300 digits, nesting ~1,000 deep
+        raise InputError(f"{where}: a value of {len(item):,} characters is not a usable TOML scalar: expected an "
+                         f"integer, a float, true/false or a string") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise InputError(f"{where}: {item!r}: expected a finite number")
     if not isinstance(value, (bool, int, float, str)):
@@ -124,6 +127,8 @@ def load_grid_file(path: str | Path) -> tuple[dict[str, tuple[Any, ...]], int | 
         raise InputError(f"{p}: file not found: expected a sweep TOML file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{p}: invalid TOML: {e}") from None
+    except (ValueError, RecursionError) as e:   # a number of > 4,300 digits; arrays nested ~1,000 deep
+        raise InputError(f"{p}: invalid TOML ({str(e).splitlines()[0][:80]})") from None
     for k in data:
         if k not in ("grid", "seeds"):
             raise InputError(f"{p}: unknown key {k!r}: expected grid, seeds")
@@ -222,11 +227,11 @@ def check_points(scenario: str | None, grid: Grid) -> None:
 
 def run_specs(scenario: str | None, grid: Grid) -> list[RunSpec]:
     """Every point × seed of ``grid`` as plain-data runs (validated first)."""
-    from agentwatt.plan.runners import scenario_sha256
+    from agentwatt.plan.runners import inputs_sha256, scenario_sha256
     check_points(scenario, grid)
     sha, seed0 = scenario_sha256(scenario), base_seed(scenario)
-    return [RunSpec(scenario=scenario, scenario_sha256=sha, params=point, seed=seed0 + i)
-            for point in grid.points() for i in range(grid.seeds)]
+    return [RunSpec(scenario=scenario, scenario_sha256=sha, params=point, seed=seed0 + i, inputs_sha256=inputs)
+            for point in grid.points() for inputs in (inputs_sha256(scenario, point),) for i in range(grid.seeds)]
 
 
 OnRun = Callable[[RunSpec, int], None]

@@ -102,6 +102,10 @@ def build(scenario: Scenario, profile: Profile, *, sessions: Iterable[Session] |
                          energy_available=profile.power.available, kv_retention=eng.kv_retention,
                          kv_retention_ttl_s=eng.kv_retention_ttl_s, kv_tiers=tiers,
                          prefix_routing=router.prefix is not None)
+    if disagg is None and router.prefix is None and tiers is None:
+        # every replica alike, routing blind to content, no host tier reading hashes before admission:
+        # a prompt above this is dropped wherever it goes, its hashes never read
+        ctx.kv_capacity_tokens = num_blocks * eng.block_size_tokens
     if disagg is not None:
         ctx.disagg = disagg
         disagg.ctx = ctx
@@ -173,6 +177,8 @@ def _pool(env: simpy.Environment, scenario: Scenario, profile: Profile, eng: Eng
         raise InputError(f"{scenario.source}: profile {profile.name} needs tp = {tp} GPUs per replica: expected a "
                          f"divisor of the {spec.gpus} GPUs of a [facility] server = {spec.name!r}")
     blocks = kv_capacity_tokens(profile, eng) // eng.block_size_tokens
+    from agentwatt.sim.budget import check_fits
+    check_fits(scenario, blocks, spec.gpus, tp)   # a clean error now, not a MemoryError mid-run
     replicas = [Replica(env, i, profile, num_blocks=blocks, block_size=eng.block_size_tokens,
                         max_num_seqs=eng.max_num_seqs, max_num_batched_tokens=eng.max_num_batched_tokens,
                         prefix_caching=eng.prefix_caching, resolution_s=scenario.run.power_resolution_s,

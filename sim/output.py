@@ -1,16 +1,27 @@
-"""Write a run's results into a folder, every file atomically. File names are fixed here, never
-taken from input files, so nothing in a scenario or trace can steer where output lands."""
+"""Write a run's results into a folder, whole: the files go into a staging folder that replaces the
+result folder only once all are written (``core/io.py`` ``result_folder``), so a folder never mixes
+two runs (nor keeps a previous run's PNGs or power table that this run did not write). File names
+are fixed here, never taken from input files, so nothing in a scenario or trace can steer where
+output lands; a folder holding any other file is not replaced (an error before the run)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from agentwatt.core.io import atomic_write, atomic_write_json
+from agentwatt.core.io import atomic_write, atomic_write_json, check_out_folder, result_folder
 
 FILES = {"summary": "summary.json", "calls": "calls.parquet", "sessions": "sessions.parquet",
          "power": "power.parquet", "power_levels": "power_levels.parquet", "latency_ccdf": "latency_ccdf.png", "power_png": "power.png",
          "steps": "steps.csv", "vllm_benchmark": "vllm_benchmark.json", "scaling": "scaling.parquet",
          "replica_states": "replica_states.parquet", "transfers": "kv_transfers.parquet"}
+# what a previous run may have left in a folder that is replaced: these files, the CLI's report.html
+# (written into the folder after it), and latency_cdf.png of earlier versions
+RESULT_FILES = frozenset(FILES.values()) | {"report.html", "latency_cdf.png"}
+
+
+def check_results_folder(out_dir: str | Path) -> Path:
+    """Fail before a run, not after it, when its results could not be written to ``out_dir``."""
+    return check_out_folder(out_dir, RESULT_FILES)
 
 
 def _provenance(summary: dict) -> bytes:
@@ -31,9 +42,15 @@ def _parquet(df, path: Path, provenance: bytes | None = None) -> None:
 
 
 def write_results(results, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
+    """Write the files of ``results`` as folder ``out_dir`` (replacing a previous results folder
+    there whole); returns the final paths."""
+    with result_folder(out_dir, RESULT_FILES) as stage:
+        written = _write_files(results, stage, plots)
+    return {k: Path(out_dir) / p.name for k, p in written.items()}
+
+
+def _write_files(results, out: Path, plots: bool) -> dict[str, Path]:
     from agentwatt.sim import plots as P
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = {}
     prov = _provenance(results.summary)
     _parquet(results.calls, out / FILES["calls"], prov)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -229,6 +230,8 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | No
     where = str(path) if path is not None else "built-in default scenario"
     if not p.exists():
         raise InputError(f"{where}: file not found: expected a scenario TOML file")
+    if not p.is_file():   # a FIFO would block forever, /dev/zero fill the memory
+        raise InputError(f"{where}: not a regular file (a folder, device or pipe): expected a scenario TOML file")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -239,6 +242,9 @@ def load_scenario(path: str | Path | None = None, overrides: dict[str, Any] | No
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{where}: invalid TOML: {e}") from None
+    except (ValueError, RecursionError) as e:   # an integer of > 4,300 digits; arrays nested ~1,000 deep
+        raise InputError(f"{where}: invalid TOML ({str(e).splitlines()[0][:80]}): expected a scenario TOML "
+                         f"file") from None
     if overrides:
         data = apply_overrides(data, overrides, where)
     return scenario_from_dict(data, where, base_dir=p.parent if path is not None else None)
@@ -346,6 +352,8 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
                        "disaggregation", "site"},
                 where, "top level")
     name = _str(data, "name", "scenario", where, "top level")
+    if any(unicodedata.category(c) == "Cc" for c in name):   # printed to the terminal: no newline, ESC, BEL
+        raise InputError(f"{where}: [top level] name = {name!r}: expected printable text (no control characters)")
     profile = _str(data, "profile", Scenario.profile, where, "top level")
     if base_dir is not None and (profile.endswith(".json") or "/" in profile):
         profile = str((base_dir / profile)) if not Path(profile).is_absolute() else profile
@@ -390,6 +398,9 @@ def scenario_from_dict(data: dict, where: str = "scenario", base_dir: Path | Non
         kv_prefetch=_bool(t, "kv_prefetch", e.kv_prefetch, where, "engine"),
         step_skipping=_bool(t, "step_skipping", e.step_skipping, where, "engine"),
     )
+    if engine.kv_capacity_tokens is not None and engine.kv_capacity_tokens < engine.block_size_tokens:
+        raise InputError(f"{where}: [engine] kv_capacity_tokens = {engine.kv_capacity_tokens}: expected at least one "
+                         f"block (block_size_tokens = {engine.block_size_tokens})")
     if engine.kv_retention == "ttl" and engine.kv_retention_ttl_s <= 0:
         raise InputError(f"{where}: [engine] kv_retention = \"ttl\": expected kv_retention_ttl_s > 0")
     if engine.kv_retention in TIERED and not engine.prefix_caching:

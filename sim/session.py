@@ -43,6 +43,7 @@ class SessionContext:
         self.sessions_finished = 0
         self.sessions_dropped = 0
         self.idle_event: simpy.Event | None = None
+        self.kv_capacity_tokens: int | None = None   # one replica's KV (set by fleet.build)
         self.disagg = None   # sim/disagg.Disaggregation: calls run prefill → KV transfer → decode
 
     def counts(self) -> RunCounts:
@@ -190,7 +191,10 @@ def _llm(ctx: SessionContext, session: Session, call: LLMCall, deps: list, state
         yield env.all_of(deps)
     if state["dropped"]:
         return
-    hashes = _hashes(ctx, state, (*call.prompt, call.output_segment)) if ctx.prefix_caching else []
+    # a prompt longer than a replica's whole KV cache is dropped at admission before its hashes are
+    # read: skip hashing it (a 1e12-token prompt would take hours and all memory to hash)
+    fits = ctx.kv_capacity_tokens is None or call.prompt_tokens <= ctx.kv_capacity_tokens
+    hashes = _hashes(ctx, state, (*call.prompt, call.output_segment)) if ctx.prefix_caching and fits else []
     req = Request(ctx.next_rid, call.prompt_tokens, call.output_tokens, hashes, env.now,
                   done=env.event(), tag=(session.id, call.id))
     ctx.next_rid += 1

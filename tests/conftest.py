@@ -10,6 +10,7 @@ Plain helper functions (scenario text, error-line checks) are in tests/helpers.p
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,11 +27,19 @@ if _REPO_ROOT not in sys.path:
 from tests.helpers import SHARED_ENV, find_shared_dir  # noqa: E402
 
 
+def _skip_or_fail_in_ci(reason: str) -> None:
+    """Skip here; in CI (``CI=true``, where the shared folder is laid beside the clone) a missing
+    shared file fails, so the tests that need it cannot drop out unseen."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the shared folder must be there)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     path = find_shared_dir()
     if path is None:
-        pytest.skip(f"shared data folder absent (set {SHARED_ENV} or put it at ../shared beside the repository)")
+        _skip_or_fail_in_ci(f"shared data folder absent (set {SHARED_ENV} or put it at ../shared beside the repository)")
     return path
 
 
@@ -40,7 +49,7 @@ def shared_file(shared_dir):
     def get(relative: str) -> Path:
         path = shared_dir / relative
         if not path.is_file():
-            pytest.skip(f"{relative} absent from the shared folder {shared_dir}")
+            _skip_or_fail_in_ci(f"{relative} absent from the shared folder {shared_dir}")
         return path
     return get
 

@@ -132,8 +132,8 @@ def test_result_files_identical_in_this_process_and_on_a_worker(scenario, tmp_pa
 
 def test_every_result_file_names_its_seed_and_versions(scenario, tmp_path):
     import pyarrow.parquet as pq
-    _run_and_write(str(scenario), str(tmp_path))
-    for p in sorted(tmp_path.glob("*.parquet")):
+    _run_and_write(str(scenario), str(tmp_path / "out"))   # its own folder: results replace a folder whole
+    for p in sorted((tmp_path / "out").glob("*.parquet")):
         meta = {k.decode(): v.decode() for k, v in (pq.read_metadata(p).metadata or {}).items()}
         assert "agentwatt" in meta, f"{p.name}: no agentwatt provenance in its metadata"
         prov = json.loads(meta["agentwatt"])

@@ -84,6 +84,14 @@ def _sessions(path: str, limit: Optional[int], max_tokens: Optional[int], first_
             raise empty_file(path, "one session per JSON line, or a CSV with the columns " + ",".join(CSV_COLUMNS))
 
 
+def _in_order(path: str, n: int, agent: "_Agent", t: float, name: str) -> None:
+    """An agent's calls (and its subagents' spawns) come in time order: a call earlier than the one
+    before it would be clamped to a 0 s gap, or make the next gap span the difference."""
+    if agent.calls and t < agent.calls[-1].t:
+        raise InputError(f"{path}: line {n}: {name} = {t:g} is earlier than the agent's previous call "
+                         f"(t = {agent.calls[-1].t:g}): expected times in non-decreasing order")
+
+
 # --- building the DAG ------------------------------------------------------------------------------
 
 def _gap(calls: Sequence[_Call], i: int) -> float:
@@ -146,6 +154,7 @@ def _raw_agent(path: str, n: int, requests: list, where: str, bs: int, prefix: s
             if not agent.calls:
                 raise InputError(f"{path}: line {n}: {w[:-1]} is a subagent before any call: "
                                  f"expected a parent call before it")
+            _in_order(path, n, agent, spawn, f"{w}t")
             child = _raw_agent(path, n, get_list(path, n, r, "requests", w), w + "requests", bs, prefix,
                                str(r.get("agent_id", f"{name}.{i}")))
             if child.calls:
@@ -165,6 +174,7 @@ def _raw_agent(path: str, n: int, requests: list, where: str, bs: int, prefix: s
         if rest > 0:
             segs.append(Segment(f"s?:{name}.r{len(agent.calls)}", rest))
         types = r.get("input_types", [])
+        _in_order(path, n, agent, get_time(path, n, r, "t", w), f"{w}t")
         agent.calls.append(_Call(t=get_time(path, n, r, "t", w), api=get_time(path, n, r, "api_time", w, optional=True),
                                  think=get_time(path, n, r, "think_time", w, optional=True),
                                  tool_result=isinstance(types, list) and "tool_result" in types,
@@ -227,6 +237,7 @@ def _csv_sessions(path: str, f: IO[bytes]) -> Iterator[tuple[str, _Agent]]:
         head = take_prefix(prev, min(shared, inp)) if prev else ()
         new = inp - sum(s.tokens for s in head)
         prompt = head + ((Segment(f"s?:{name}.p{idx}", new),) if new > 0 else ())
+        _in_order(path, n, agent, _csv_time(path, n, row, "t_s"), "t_s")
         agent.calls.append(_Call(t=_csv_time(path, n, row, "t_s"), api=_csv_time(path, n, row, "api_time_s", True),
                                  think=_csv_time(path, n, row, "think_time_s", True),
                                  tool_result="tool_result" in row["input_types"].split("|"), prompt=prompt,

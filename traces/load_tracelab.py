@@ -89,11 +89,16 @@ def _session(path: str, sid: int, rounds: list[tuple[int, dict]], max_tokens: Op
     context: tuple[Segment, ...] = ()
     deps: tuple[int, ...] = ()
     prev_end: Optional[float] = None
+    prev_start: Optional[float] = None
     for k, (n, r) in enumerate(rounds):
         total = get_int(path, n, r, "input_tokens_total", low=1)
         cached = min(get_int(path, n, r, "prefix_tokens"), total)
         out = max(1, get_int(path, n, r, "output_tokens"))
         first, last = _events(path, n, r)
+        if prev_start is not None and first < prev_start:
+            raise InputError(f"{path}: line {n}: round {k} starts {prev_start - first:.3g} s before round {k - 1} "
+                             f"of its session: expected rounds in time order")
+        prev_start = first
         if prev_end is not None and r.get("first_input_event_type") == "user_message":
             deps = (b.tool("human", max(0.0, first - prev_end), deps).id,)
         head = take_prefix(context, cached)

@@ -34,7 +34,7 @@ from agentwatt.traces.load_claude_code import load_claude_code
 from agentwatt.traces.load_mooncake import load_mooncake
 from agentwatt.traces.load_tracelab import load_tracelab
 from agentwatt.traces.load_vidur import load_vidur_csv
-from agentwatt.traces.readers import parse_timestamp, text_lines
+from agentwatt.traces.readers import check_regular, parse_timestamp, shown, text_lines
 from agentwatt.traces.schema import LLMCall, Segment, Session
 
 __all__ = ["AZURE_COLUMNS", "BUNDLED_TRACES", "BUNDLED_FORMATS", "LOADERS", "bundled_trace_path", "load_azure_2023",
@@ -102,6 +102,7 @@ def load_azure_2023(path: str | os.PathLike, *, limit: Optional[int] = None, max
 
 def _azure_sessions(path: str, limit: Optional[int], max_tokens: Optional[int], agent: str,
                     first_id: int) -> Iterator[Session]:
+    check_regular(path, "CSV file")
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -119,7 +120,7 @@ def _azure_header(path: str, lines: Iterator[tuple[int, str]]) -> tuple[int, int
         names = [c.strip() for c in text.split(",")]
         missing = [c for c in AZURE_COLUMNS if c not in names]
         if missing:
-            raise InputError(f"{path}: line {n}: header {text!r} lacks {', '.join(missing)}: "
+            raise InputError(f"{path}: line {n}: header {shown(text)} lacks {', '.join(missing)}: "
                              f"expected the columns {expected}")
         i_ts, i_in, i_out = (names.index(c) for c in AZURE_COLUMNS)
         return len(names), i_ts, i_in, i_out
@@ -129,7 +130,9 @@ def _azure_header(path: str, lines: Iterator[tuple[int, str]]) -> tuple[int, int
 def _count(path: str, n: int, column: str, text: str) -> int:
     s = text.strip()
     if _COUNT.fullmatch(s) is None:
-        raise InputError(f"{path}: line {n}: {column} = {s!r}: expected an integer >= 0")
+        raise InputError(f"{path}: line {n}: {column} = {shown(s)}: expected an integer >= 0")
+    if len(s) > 18:   # int() refuses > 4,300 digits; no token count has 19
+        raise InputError(f"{path}: line {n}: {column} = {shown(s)}: expected an integer >= 0 of at most 18 digits")
     return int(s)
 
 
@@ -147,12 +150,12 @@ def _azure_rows(path: str, f: IO[bytes], limit: Optional[int], max_tokens: Optio
             continue
         cells = text.split(",")
         if len(cells) != n_cols:
-            raise InputError(f"{path}: line {n}: {len(cells)} fields in {text!r}: expected {n_cols} "
+            raise InputError(f"{path}: line {n}: {len(cells)} fields in {shown(text)}: expected {n_cols} "
                              f"({','.join(AZURE_COLUMNS)})")
         ts_text = cells[i_ts].strip()
         ts = parse_timestamp(ts_text)
         if ts is None:
-            raise InputError(f"{path}: line {n}: TIMESTAMP = {ts_text!r}: expected a time like {_TS_EXAMPLE}")
+            raise InputError(f"{path}: line {n}: TIMESTAMP = {shown(ts_text)}: expected a time like {_TS_EXAMPLE}")
         prompt = max(1, _count(path, n, "ContextTokens", cells[i_in]))
         output = max(1, _count(path, n, "GeneratedTokens", cells[i_out]))
         if first is None:

@@ -29,8 +29,28 @@ def check_args(path: str | os.PathLike, limit: Optional[int], max_tokens: Option
     return p
 
 
+def shown(text: str, limit: int = 80) -> str:
+    """``repr(text)`` for an error message, cut to ``limit`` characters: a bad line can be 200 MB."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
+def check_regular(path: str, what: str) -> None:
+    """A trace must be a regular file: reading a FIFO blocks until a writer comes, /dev/zero never
+    ends a line."""
+    import stat
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror}): expected a readable {what}") from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path}: not a regular file (a folder, device or pipe): expected a {what}")
+
+
 @contextmanager
 def open_binary(path: str, what: str) -> Iterator[IO[bytes]]:
+    check_regular(path, what)
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -61,6 +81,9 @@ def json_lines(path: str, f: IO[bytes], what: str) -> Iterator[tuple[int, dict]]
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(f"{path}: line {n}: not JSON ({e.msg} at column {e.colno}): "
+                             f"expected one JSON object per line ({what})") from None
+        except (ValueError, RecursionError) as e:   # an integer of > 4,300 digits; nesting ~1,000 deep
+            raise InputError(f"{path}: line {n}: not usable JSON ({str(e).splitlines()[0][:80]}): "
                              f"expected one JSON object per line ({what})") from None
         if not isinstance(obj, dict):
             raise InputError(f"{path}: line {n}: a JSON {type(obj).__name__}: expected one JSON object per line "

@@ -177,6 +177,11 @@ def _engine(draw) -> dict:
     return e
 
 
+def _max_idle_w() -> float:
+    from agentwatt.core.profile import bundled_profile_names, load_profile
+    return max((load_profile(n).power.idle_w or 0.0) for n in bundled_profile_names())
+
+
 @st.composite
 def _facility(draw) -> dict:
     _, _, _, servers, _ = _names()
@@ -187,7 +192,8 @@ def _facility(draw) -> dict:
     _maybe(draw, "pue", _f(1.0, 2.0) | st.lists(_f(1.0, 2.0), min_size=24, max_size=24), fac)
     _maybe(draw, "network_w_per_rack", _f(0.0, 2000.0), fac)
     _maybe(draw, "host_dynamic_fraction", _f(0.0, 1.0), fac)
-    _maybe(draw, "gpu_cap_w", _f(100.0, 1000.0), fac)
+    # a cap must leave more than a GPU's idle power (sim/fleet.py gpu_cap_w): above every bundled profile's
+    _maybe(draw, "gpu_cap_w", _f(_max_idle_w() + 1.0, 1000.0), fac)
     if draw(st.integers(0, 3)) == 0:
         fac["server_cap_w"] = draw(_f(4000.0, 15000.0))
     if draw(st.integers(0, 3)) == 0:

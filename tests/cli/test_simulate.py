@@ -26,4 +26,5 @@ def test_cli_simulate_writes_summary(tmp_path, write_file, cli_process):
 def test_cli_flag_errors_are_one_line(tmp_path, cli_process):
     r = cli_process("simulate", "--seed", "-1")
     assert r.returncode == 2
-    assert r.stderr.strip() == "error: agentwatt simulate: Invalid value for '--seed': -1 is not in the range x>=0."
+    assert r.stderr.strip() == ("error: agentwatt simulate: Invalid value for '--seed': -1 is not in the range "
+                                 "0<=x<=9223372036854775807.")

@@ -83,6 +83,21 @@ def test_row_checks():
     assert fmt_power(0.952e6) == "1.0 MW" and fmt_power(1036.5e6) == "1.0 GW"
 
 
+# Simulated rows that match the paper within their tolerance today (--fast): a change of the
+# simulator that moves one out of tolerance must be seen, not only a change of the report's layout.
+MATCHING_ROWS = ("fig11.sharegpt_peak_qps", "sec4c.react_hotpotqa_mean_s", "fig7.sharegpt_p95_s",
+                 "fig7.react_hotpotqa_p95_s", "fig5.llm_share", "fig11.react_hotpotqa_seq_qps", "table3.70b.lats.wh")
+
+
+def test_simulated_rows_match_the_paper(report):
+    doc = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    rows = {r["paper_key"]: r for s in doc["sections"] for r in s["rows"] if r["paper_key"]}
+    for key in MATCHING_ROWS:
+        r = rows[key]
+        assert r["ok"] is True, (key, r["ours"], r["paper"], r["tolerance"])
+        assert r["ours"] == pytest.approx(PAPER[key].value, rel=r["tolerance"]), key
+
+
 def test_html_report_embeds_every_table_and_figure(report):
     """Issue 17: report.html beside report.md, self-contained (figures as data URIs, nothing fetched)."""
     import re

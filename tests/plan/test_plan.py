@@ -190,3 +190,30 @@ def test_cli_plan_flag_errors(exhaustive, args, msg, run_cli):
                  "--no-plot", *args], obj={})
     assert r.exit_code == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: {msg}"), r.stderr
+
+
+def test_strict_and_lower_bound_slos(exhaustive):
+    """``<`` fails at its bound where ``<=`` passes; ``>=``/``>`` use the one-sided *lower* bound."""
+    _, _, by_size = exhaustive
+    rows = list(by_size[3].rows)
+    up = assess(3, rows, [SLO(METRIC, "<=", 0.0)], CONF).checks[0]
+    assert up.bound >= up.mean
+    assert assess(3, rows, [SLO(METRIC, "<=", up.bound)], CONF).meets_slo
+    assert not assess(3, rows, [SLO(METRIC, "<", up.bound)], CONF).meets_slo
+    low = assess(3, rows, [SLO("sessions_completed", ">=", 0.0)], CONF).checks[0]
+    assert low.bound <= low.mean and low.bound == pytest.approx(low.ci_low)
+    assert assess(3, rows, [SLO("sessions_completed", ">=", low.bound)], CONF).meets_slo
+    assert not assess(3, rows, [SLO("sessions_completed", ">", low.bound)], CONF).meets_slo
+    both = assess(3, rows, [SLO(METRIC, "<=", up.bound), SLO("sessions_completed", ">", low.bound)], CONF)
+    assert not both.meets_slo                                            # every SLO must hold
+
+
+def test_plan_over_another_parameter_with_a_lower_bound_slo(exhaustive, tmp_path):
+    """Search ``engine.max_num_seqs`` for the smallest batch limit that completes enough sessions."""
+    scenario, _, by_size = exhaustive
+    found = plan(scenario, [SLO("sessions_completed", ">=", 1.0)], tmp_path / "p", param="engine.max_num_seqs",
+                 lo=1, hi=8, seeds=2, confidence=CONF, plot=False, fixed={"fleet.replicas": 3})
+    assert found.answer == 1                                              # one session always completes
+    res = plan(scenario, [SLO("sessions_completed", ">", 1e9)], tmp_path / "p", param="engine.max_num_seqs",
+               lo=1, hi=8, seeds=2, confidence=CONF, plot=False, fixed={"fleet.replicas": 3})
+    assert res.answer is None and res.reason.startswith("no engine.max_num_seqs in 1..8 meets")

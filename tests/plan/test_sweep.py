@@ -234,3 +234,33 @@ def test_cli_sweep_end_to_end_and_resume(scenario, tmp_path, run_cli):
     assert "fleet.replicas=1" in r.stdout and "session_e2e_s.p99" in r.stdout
     r = run_cli(args, obj={})
     assert r.exit_code == 0 and "4 already in" in r.stdout and "running 0" in r.stdout
+
+
+def test_one_run_is_stored_once_whether_a_number_is_written_1_or_1_0():
+    from agentwatt.plan.store import point_id, point_key
+    assert point_key("s", {"workload.0.rate_per_s": 1}, 3) == point_key("s", {"workload.0.rate_per_s": 1.0}, 3)
+    assert point_id("s", {"a": 2.0}) == point_id("s", {"a": 2}) != point_id("s", {"a": 2.5})
+    assert point_key("s", {"a": True}, 1) != point_key("s", {"a": 1}, 1)   # a bool is not a number here
+    assert point_key("s", {}, 1) != point_key("s", {}, 1, "abc")            # referenced files count
+
+
+def test_editing_a_referenced_profile_or_trace_does_not_reuse_stale_points(tmp_path):
+    import json as _json
+
+    from agentwatt.core.profile import load_profile
+    from agentwatt.plan.sweep import build_grid, run_specs
+    prof = tmp_path / "p.json"
+    prof.write_text(_json.dumps(load_profile("llama-3.1-8b_a100-40gb").to_dict()))
+    trace = tmp_path / "t.csv"
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n")
+    sc = tmp_path / "s.toml"
+    sc.write_text('profile = "p.json"\n[run]\nduration_s = 5\n[[workload]]\ntrace = "t.csv"\n')
+    grid = build_grid(["fleet.replicas=1,2"], seeds=1)
+    keys = [s.key for s in run_specs(str(sc), grid)]
+    assert len(set(keys)) == 2 and keys == [s.key for s in run_specs(str(sc), grid)]   # stable
+    d = load_profile(prof)
+    prof.write_text(_json.dumps({**d.to_dict(), "name": "recalibrated"}))               # same path, new content
+    after_profile = [s.key for s in run_specs(str(sc), grid)]
+    assert not set(after_profile) & set(keys)
+    trace.write_text(trace.read_text() + "2023-11-16 18:15:47.0,10,5\n")
+    assert not set(s.key for s in run_specs(str(sc), grid)) & set(after_profile)

@@ -63,3 +63,13 @@ def test_runner_flags():
         open_runner("tcp://x:1", workers=2)
     with pytest.raises(InputError, match=r"^--workers 0: expected an integer >= 1"):
         open_runner(workers=0)
+
+
+def test_local_cluster_listens_on_loopback_only():
+    runner = DaskRunner(workers=2)
+    try:
+        addrs = [runner.cluster.scheduler_address, *runner.client.scheduler_info()["workers"]]
+        assert len(addrs) == 3 and all(a.startswith("tcp://127.0.0.1:") for a in addrs), addrs
+        assert runner.cluster.dashboard_link.startswith("http://127.0.0.1:")
+    finally:
+        runner.close()

@@ -11,8 +11,17 @@ def test_block_hashes_share_prefix_and_differ_after():
     assert len(a) == len(b) == 70 // 16
     assert a[:2] == b[:2]          # blocks 0,1 lie inside "sys"
     assert a[2] != b[2]            # block 2 spans sys[32:40] + q[0:8]
-    # same tokens split differently into segments with the same keys/offsets hash the same
-    assert block_hashes([Segment("x", 32)], 16) == block_hashes([Segment("x", 32)], 16)
+    # a block's hash chains all earlier content: equal content after a different prefix differs
+    c = block_hashes([Segment("sys2", 40), Segment("q1", 30)], 16)
+    assert c[3] != a[3] and block_hashes([Segment("x", 32)], 16) != block_hashes([Segment("y", 32)], 16)
+    # hashed in pieces (the session's incremental path: the previous call's state, copied, extended)
+    # or at once: the same hashes; extending a copy leaves the original as it was
+    from agentwatt.traces.blocks import BlockHasher
+    head = BlockHasher(16).extend([Segment("sys", 40)])
+    whole = head.copy().extend([Segment("q1", 30)])
+    assert whole.hashes == a and head.hashes == a[:2] and head.fill == 8
+    assert BlockHasher(16).extend([Segment("sys", 40), Segment("q1", 3)]).extend([Segment("q1x", 27)]).hashes \
+        != a   # what follows the open block is part of its content
 
 
 def test_prefix_hit_and_lru_eviction():
@@ -39,8 +48,11 @@ def test_uncached_blocks_evicted_before_cached():
     junk = kv.allocate(1)
     kv.release(cached)
     kv.release(junk)
-    assert kv.allocate(1) in ([junk[0]], [2])
-    assert kv.match_prefix(h, 1) == cached
+    # uncached (worthless) blocks go to the front of the free queue, cached ones to the back
+    assert kv.free_order() == [junk[0], 2, cached[0]]
+    assert kv.allocate(1) == junk
+    assert kv.allocate(1) == [2] and kv.match_prefix(h, 1) == cached   # the cached block is evicted last
+    assert kv.allocate(1) == cached and kv.match_prefix(h, 1) == []
 
 
 def _req(rid, prompt, out, hashes=()):

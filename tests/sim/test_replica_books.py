@@ -215,3 +215,18 @@ def test_counter_row_of_a_replica():
     assert row["peak_kv_blocks"] >= 3 and row["kv_block_seconds"] > 0
     assert set(row) >= {"busy_s", "events", "preemptions", "idle_tool_energy_j", "capped_s",
                         "kv_lookup_blocks", "kv_hit_blocks", "kv_pins_dropped_for_memory"}
+
+
+def test_decode_block_books_its_kv_block_seconds_as_a_trapezoid():
+    books = ReplicaBooks(0, idle_w=50.0, resolution_s=1.0)
+    assert books.row()["events"] == 0 and books.row()["steps"] == 0
+    blk = decode_block(tiny_profile().latency, 2, 400)
+    cost = StepCost(seconds=blk.first, watts=200.0, clock_fraction=1.0)
+    books.idle_ends(0.0)
+    books.block_begins(0.0, cost, blk, 2)
+    a, b = SimpleNamespace(energy_j=0.0), SimpleNamespace(energy_j=0.0)
+    books.block_ends(SimpleNamespace(items=[(a, 1), (b, 1)]), 7, kv_used_before=10, kv_used_after=14)
+    dt = blk.end(7)
+    assert dt != 1.0 and books.kv_block_seconds == pytest.approx(0.5 * (10 + 14) * dt)
+    assert books.peak_kv_blocks == 14 and books.steps == 7 and books.decode_tokens == 14
+    assert a.energy_j == pytest.approx(b.energy_j) and a.energy_j + b.energy_j == pytest.approx(books.busy_energy_j)

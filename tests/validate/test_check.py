@@ -221,6 +221,11 @@ def test_wall_clock_check_with_a_meter_compares_energy_and_power(small_profile):
     e = r["energy"]
     assert e["available"] and e["measured_j_per_request"] > 0 and math.isfinite(e["error"])
     assert r["power"]["available"] and r["power"]["seconds_compared"] >= 2
+    # the meter reads a constant 100 W, and the profile was calibrated on that meter: both series are
+    # 100 W throughout, and the energy per request agrees to the rounding of the fit
+    assert r["power"]["mean_measured_w"] == pytest.approx(100.0, rel=1e-6)
+    assert r["power"]["mean_simulated_w"] == pytest.approx(100.0, rel=0.02)
+    assert e["meter"] == "rapl" and abs(r["power"]["energy_error_pct"]) < 5.0
     assert "energy_per_request" in r["goals"] and "acf_r2" in r["goals"]
     t = r["step_trace_profile"]   # metered steps: the step-trace profile has a power model too
     if t["available"]:
