@@ -79,8 +79,10 @@ class React:
     #   adds 0.3 steps on average, +1.5 steps (+30 %) at zero shots.
 
     def validate(self, agent: str, task: Task) -> None:
-        require_int(agent, self, "iteration_budget", 1)
-        require_int(agent, self, "min_llm_calls", 1)
+        # bounded like the other agents' loop knobs (LATS max_iterations, Reflexion max_reflections): the paper
+        # sweeps 3-25 (Fig. 14), and an unbounded budget with looping tasks builds sessions that exhaust memory
+        require_int(agent, self, "iteration_budget", 1, 10_000)
+        require_int(agent, self, "min_llm_calls", 1, 10_000)
         require_prob(agent, self, ("stuck_fraction",))
         require_nonnegative(agent, self, ("extra_calls_mean", "extra_calls_per_missing_shot"))
         require_positive(agent, self, ("extra_calls_shape", "stuck_output_scale"))

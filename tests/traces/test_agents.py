@@ -351,7 +351,7 @@ def test_make_agent_unknown_knob_lists_valid_knobs():
 
 
 @pytest.mark.parametrize("name, knobs, message", [
-    ("react-hotpotqa", {"iteration_budget": 0}, "agent react-hotpotqa: iteration_budget = 0: expected an integer >= 1"),
+    ("react-hotpotqa", {"iteration_budget": 0}, "agent react-hotpotqa: iteration_budget = 0: expected an integer in [1, 10000]"),
     ("react-hotpotqa", {"fewshot": -1}, "agent react-hotpotqa: fewshot = -1: expected an integer >= 0"),
     ("react-hotpotqa", {"fewshot": 2.5}, "agent react-hotpotqa: fewshot = 2.5: expected an integer >= 0"),
     ("react-hotpotqa", {"stuck_fraction": 1.5},

@@ -97,3 +97,15 @@ def test_huge_prompt_in_a_trace_is_dropped_without_hashing(tmp_path):
         res = run(load_scenario(s))
     assert res.summary["calls_dropped"] == 1 and res.summary["calls_completed"] == 2
     assert res.calls.loc[res.calls["status"] == "dropped", "prompt_tokens"].tolist() == [10**12]
+
+
+def test_react_iteration_budget_is_bounded(tmp_path):
+    """A 10**13 iteration budget with every task looping built sessions until the process was killed
+    (found by the fresh-seed CI fuzz profile): now a one-line error naming the knob."""
+    from agentwatt.core.errors import InputError
+    from agentwatt.sim.scenario import scenario_from_dict
+    d = {"name": "big", "profile": "llama-3.1-8b_a100-40gb", "run": {"duration_s": 20},
+         "workload": [{"agent": "react-hotpotqa", "rate_per_s": 1,
+                       "knobs": {"iteration_budget": 10**13, "stuck_fraction": 1.0}}]}
+    with pytest.raises(InputError, match="iteration_budget"):
+        scenario_from_dict(d, where="big.toml")
