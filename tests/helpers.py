@@ -34,6 +34,23 @@ rate_per_s = {rate_per_s}
 """
 
 
+
+def mix_scenario(*, name: str, seed: int) -> str:
+    """A 30-second, two-replica chatbot + ReAct mix on the bundled 8B/A100 profile (the report tests')."""
+    return f"""
+name = "{name}"
+profile = "llama-3.1-8b_a100-40gb"
+[run]
+seed = {seed}
+duration_s = 30
+drain_timeout_s = 300
+[fleet]
+replicas = 2
+[[workload]]
+mix = {{ chatbot-sharegpt = 0.6, react-hotpotqa = 0.4 }}
+rate_per_s = 1.5
+"""
+
 def one_error_line(result) -> str:
     """The single ``error: ...`` line of a CliRunner result that exited with a usage/input error (2)."""
     assert result.exit_code == 2, result.output

@@ -11,19 +11,9 @@ from pathlib import Path
 
 import pytest
 
-TINY = """
-name = "browser"
-profile = "llama-3.1-8b_a100-40gb"
-[run]
-seed = 3
-duration_s = 30
-drain_timeout_s = 300
-[fleet]
-replicas = 2
-[[workload]]
-mix = { chatbot-sharegpt = 0.6, react-hotpotqa = 0.4 }
-rate_per_s = 1.5
-"""
+from tests.helpers import mix_scenario
+
+TINY = mix_scenario(name="browser", seed=3)
 
 
 def _browser_paths() -> tuple[str, str]:

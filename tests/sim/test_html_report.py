@@ -9,21 +9,9 @@ import pytest
 from agentwatt.sim.html import run_report
 from agentwatt.sim.run import run
 from agentwatt.sim.scenario import scenario_from_dict
-from tests.helpers import one_error_line
+from tests.helpers import mix_scenario, one_error_line
 
-TINY = """
-name = "tiny"
-profile = "llama-3.1-8b_a100-40gb"
-[run]
-seed = 2
-duration_s = 30
-drain_timeout_s = 300
-[fleet]
-replicas = 2
-[[workload]]
-mix = { chatbot-sharegpt = 0.6, react-hotpotqa = 0.4 }
-rate_per_s = 1.5
-"""
+TINY = mix_scenario(name="tiny", seed=2)
 
 
 @pytest.fixture(scope="module")
